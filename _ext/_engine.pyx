@@ -1,0 +1,540 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""
+The tlsfast record engine: a sans-IO driver for the SSL* and the two memory
+BIOs of a pyOpenSSL Connection, moving whole chunks in one call into C.
+
+Theory of operation
+-------------------
+A pyOpenSSL ``Connection(ctx, None)`` owns an SSL* wired to two memory BIOs:
+``_into_ssl`` (ciphertext from the peer, "rbio") and ``_from_ssl`` (ciphertext
+for the peer, "wbio").  Stock Twisted moves data through them with one Python
+call per 32 KiB (recv) or per record (send, bio_read), each allocating a cffi
+buffer and copying it again into bytes.  The engine keeps the very same SSL*
+(so the Context's verify, ALPN and SNI callbacks, and anything else pyOpenSSL
+set up, still apply) and does the loops in C:
+
+    receive(ciphertext) -> plaintext    BIO_write + handshake + SSL_read loop
+    send(plaintext)     -> ciphertext   SSL_write loop + BIO_read
+    outgoing()          -> ciphertext   handshake/alert/ticket bytes queued
+                                        by the other calls
+
+Results are bytes objects allocated at their final size (the mem BIOs report
+how much they hold) and read into directly: one copy, no temporary buffer.
+
+Connection states (shared with the Twisted glue, docs/architecture.md):
+
+    HANDSHAKING --handshake done--> OPEN --close_notify sent/received--> CLOSING
+         |                            |                                     |
+         +----------- fatal error ----+------------------------------------>+ FAILED
+
+Errors: "need more data" is a normal return (b"" or False), never an
+exception.  Every other OpenSSL failure is handed to pyOpenSSL's own
+Connection._raise_ssl_error, so callers see exactly the exception pyOpenSSL
+would raise (including exceptions stored by its verify/ALPN callbacks), and
+the error queue is cleared afterwards.  Plaintext decrypted before a failure is
+never lost: it is returned, and the failure is raised by the next call.
+"""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.ref cimport PyObject, Py_XDECREF
+from libc.errno cimport errno
+from libc.limits cimport INT_MAX
+from libc.stdint cimport uintptr_t
+from libc.stdlib cimport malloc, free
+
+from openssl cimport (
+    SSL, BIO, OpenSSLFunctions,
+    SSL_ERROR_NONE, SSL_ERROR_WANT_READ, SSL_ERROR_ZERO_RETURN,
+    SSL_SENT_SHUTDOWN, SSL_RECEIVED_SHUTDOWN,
+)
+
+# ---------------------------------------------------------------------------
+# The function table, filled once by tlsfast._binding.
+
+cdef OpenSSLFunctions F
+cdef bint _table_ready = False
+
+# Names in the order of the OpenSSLFunctions struct; _binding.py uses this list.
+FUNCTION_NAMES = (
+    "SSL_read", "SSL_write", "SSL_do_handshake", "SSL_get_error",
+    "SSL_shutdown", "SSL_pending", "SSL_get_shutdown",
+    "BIO_read", "BIO_write", "BIO_get_mem_data", "BIO_set_mem_eof_return",
+    "ERR_clear_error", "ERR_peek_error",
+)
+
+# Plaintext handed to SSL_write per round before draining the wbio, so the mem
+# BIO stays small (it grows by realloc+memset) however large one send() is.
+DEF WRITE_ROUND = 256 * 1024
+# Upper bound of TLS record expansion we plan for before growing the result
+# (TLS 1.3 AEAD adds 22 bytes, TLS 1.2 GCM 29, CBC up to ~330: growth covers it).
+DEF RECORD_OVERHEAD = 64
+DEF RECORD_PLAINTEXT = 16384
+
+
+def install_function_table(dict addresses):
+    """Fill the C function table from {name: address}.  Called by _binding."""
+    global _table_ready
+    cdef Py_ssize_t i
+    for name in FUNCTION_NAMES:
+        if not addresses.get(name):
+            raise ValueError(f"no address for OpenSSL function {name}")
+    F.SSL_read = <int (*)(SSL *, void *, int) noexcept nogil><uintptr_t>addresses["SSL_read"]
+    F.SSL_write = <int (*)(SSL *, const void *, int) noexcept nogil><uintptr_t>addresses["SSL_write"]
+    F.SSL_do_handshake = <int (*)(SSL *) noexcept nogil><uintptr_t>addresses["SSL_do_handshake"]
+    F.SSL_get_error = <int (*)(const SSL *, int) noexcept nogil><uintptr_t>addresses["SSL_get_error"]
+    F.SSL_shutdown = <int (*)(SSL *) noexcept nogil><uintptr_t>addresses["SSL_shutdown"]
+    F.SSL_pending = <int (*)(const SSL *) noexcept nogil><uintptr_t>addresses["SSL_pending"]
+    F.SSL_get_shutdown = <int (*)(const SSL *) noexcept nogil><uintptr_t>addresses["SSL_get_shutdown"]
+    F.BIO_read = <int (*)(BIO *, void *, int) noexcept nogil><uintptr_t>addresses["BIO_read"]
+    F.BIO_write = <int (*)(BIO *, const void *, int) noexcept nogil><uintptr_t>addresses["BIO_write"]
+    F.BIO_get_mem_data = <long (*)(BIO *, char **) noexcept nogil><uintptr_t>addresses["BIO_get_mem_data"]
+    F.BIO_set_mem_eof_return = <long (*)(BIO *, int) noexcept nogil><uintptr_t>addresses["BIO_set_mem_eof_return"]
+    F.ERR_clear_error = <void (*)() noexcept nogil><uintptr_t>addresses["ERR_clear_error"]
+    F.ERR_peek_error = <unsigned long (*)() noexcept nogil><uintptr_t>addresses["ERR_peek_error"]
+    _table_ready = True
+
+
+def table_ready():
+    return _table_ready
+
+
+# Set by _binding: cffi's ffi (to turn cdata pointers into addresses) and
+# pyOpenSSL's WantReadError (the one exception the handshake path swallows).
+cdef object _ffi = None
+cdef object _WantReadError = None
+
+
+def install_python_helpers(ffi, want_read_error):
+    global _ffi, _WantReadError
+    _ffi = ffi
+    _WantReadError = want_read_error
+
+
+cdef inline void* _address(object cdata) except NULL:
+    cdef uintptr_t address = _ffi.cast("uintptr_t", cdata)
+    if address == 0:
+        raise ValueError("NULL OpenSSL pointer")
+    return <void*>address
+
+
+cdef bytes _EMPTY = b""
+
+
+# Results are bytes objects we create at an upper-bound size, read into, and
+# shrink in place: they are handled as owned PyObject* until complete.
+cdef extern from "Python.h":
+    PyObject* _new_bytes "PyBytes_FromStringAndSize"(const char*, Py_ssize_t) except NULL
+    int _resize_bytes "_PyBytes_Resize"(PyObject**, Py_ssize_t) except -1
+    char* _bytes_data "PyBytes_AS_STRING"(PyObject*) noexcept
+
+
+cdef inline Py_ssize_t _mem_pending(BIO* bio) noexcept nogil:
+    cdef char* unused
+    cdef long n = F.BIO_get_mem_data(bio, &unused)
+    return n if n > 0 else 0
+
+
+# ---------------------------------------------------------------------------
+
+cdef class TLSEngine:
+    """
+    Sans-IO TLS record engine bound to a pyOpenSSL ``Connection`` that was
+    made with ``bio=None`` (memory BIOs).  The engine keeps a strong reference
+    to the Connection, so the SSL* outlives it.  Configure the Connection
+    (``set_connect_state``/``set_accept_state``, SNI, ALPN) before binding.
+    """
+
+    cdef readonly object connection
+    cdef object _ssl_cdata          # the cffi SSL* (what _raise_ssl_error takes)
+    cdef object _raise_ssl_error    # bound pyOpenSSL Connection._raise_ssl_error
+    cdef SSL* _ssl
+    cdef BIO* _rbio                 # ciphertext from the peer into OpenSSL
+    cdef BIO* _wbio                 # ciphertext from OpenSSL for the peer
+    cdef bint _handshake_done
+    cdef object _deferred_error     # raised by the next receive()/send()
+    cdef list _unsent               # plaintext waiting for the handshake
+
+    def __cinit__(self, connection):
+        if not _table_ready:
+            raise RuntimeError("tlsfast engine used before its OpenSSL binding was installed")
+        into_ssl = connection._into_ssl
+        from_ssl = connection._from_ssl
+        if into_ssl is None or from_ssl is None:
+            raise TypeError(
+                "TLSEngine needs a Connection made with bio=None (memory BIOs), "
+                "not one bound to a socket")
+        self.connection = connection
+        self._ssl_cdata = connection._ssl
+        self._raise_ssl_error = connection._raise_ssl_error
+        self._ssl = <SSL*>_address(self._ssl_cdata)
+        self._rbio = <BIO*>_address(into_ssl)
+        self._wbio = <BIO*>_address(from_ssl)
+        self._handshake_done = False
+        self._deferred_error = None
+        self._unsent = []
+
+    # -- state queries ------------------------------------------------------
+
+    @property
+    def handshake_done(self):
+        """True once the handshake has completed."""
+        return self._handshake_done
+
+    @property
+    def peer_closed(self):
+        """True once the peer's close_notify has been received."""
+        return (F.SSL_get_shutdown(self._ssl) & SSL_RECEIVED_SHUTDOWN) != 0
+
+    @property
+    def close_sent(self):
+        """True once our close_notify has been generated."""
+        return (F.SSL_get_shutdown(self._ssl) & SSL_SENT_SHUTDOWN) != 0
+
+    @property
+    def plaintext_pending(self):
+        """Decrypted bytes OpenSSL holds that receive() has not returned yet."""
+        return F.SSL_pending(self._ssl)
+
+    @property
+    def outgoing_pending(self):
+        """Ciphertext bytes waiting to be taken with outgoing()."""
+        return _mem_pending(self._wbio)
+
+    @property
+    def deferred_error(self):
+        """The error the next receive() will raise, or None."""
+        return self._deferred_error
+
+    @property
+    def unsent_plaintext(self):
+        """Bytes given to send() that wait for the handshake to finish."""
+        return sum(len(chunk) for chunk in self._unsent)
+
+    # -- error translation (cold path) ---------------------------------------
+
+    cdef object _translate_error(self, int result):
+        """The exception pyOpenSSL raises for ``result``, or None (want-read)."""
+        cdef int saved_errno = errno
+        try:
+            # pyOpenSSL reads errno from cffi's saved copy: give it ours.
+            _ffi.errno = saved_errno
+            self._raise_ssl_error(self._ssl_cdata, result)
+        except _WantReadError:
+            return None
+        except Exception as exc:
+            return exc
+        finally:
+            F.ERR_clear_error()
+        return None
+
+    cdef int _raise_deferred(self) except -1:
+        error = self._deferred_error
+        if error is not None:
+            self._deferred_error = None
+            raise error
+        return 0
+
+    # -- handshake ----------------------------------------------------------
+
+    def do_handshake(self):
+        """
+        Advance the handshake (a client calls this once to produce its
+        ClientHello; receive() drives it afterwards).  Returns True once the
+        handshake is complete, False while it needs more data from the peer;
+        raises what pyOpenSSL's do_handshake would raise on failure.
+        """
+        self._raise_deferred()
+        return self._handshake()
+
+    cdef bint _handshake(self) except -1:
+        if self._handshake_done:
+            return True
+        cdef int rc = F.SSL_do_handshake(self._ssl)
+        # Exactly pyOpenSSL's do_handshake: _raise_ssl_error runs even on
+        # success, to surface exceptions stored by verify/ALPN callbacks.
+        error = self._translate_error(rc)
+        if error is not None:
+            raise error
+        if rc != 1:
+            return False
+        self._handshake_done = True
+        self._flush_unsent()
+        return True
+
+    cdef int _flush_unsent(self) except -1:
+        unsent = self._unsent
+        self._unsent = []
+        cdef Py_ssize_t i
+        for i in range(len(unsent)):
+            self._write_all(unsent[i])
+            if self._unsent:
+                # blocked again (renegotiation): keep the rest, in order
+                self._unsent.extend(unsent[i + 1:])
+                break
+        return 0
+
+    # -- incoming -----------------------------------------------------------
+
+    def receive(self, ciphertext):
+        """
+        Feed ciphertext from the peer; return all plaintext now available as
+        one bytes object (b"" when more data is needed).  Drives the handshake
+        while it is in progress.  Anything OpenSSL wants to send in reply is
+        collected by outgoing().
+        """
+        self._raise_deferred()
+        cdef Py_buffer view
+        PyObject_GetBuffer(ciphertext, &view, PyBUF_SIMPLE)
+        try:
+            self._feed(<const char*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+        if not self._handshake_done and not self._handshake():
+            return _EMPTY
+        plaintext = self._read_plaintext()
+        if self._unsent:
+            self._flush_unsent()
+        return plaintext
+
+    def receive_eof(self):
+        """
+        The transport reached end of file: no more ciphertext will come.
+        Returns remaining plaintext; raises what pyOpenSSL raises for the EOF
+        (ZeroReturnError after close_notify, SysCallError otherwise).
+        """
+        self._raise_deferred()
+        F.BIO_set_mem_eof_return(self._rbio, 0)
+        if not self._handshake_done and not self._handshake():
+            return _EMPTY
+        return self._read_plaintext()
+
+    cdef int _feed(self, const char* data, Py_ssize_t length) except -1:
+        cdef int chunk, written
+        while length > 0:
+            chunk = <int>(length if length < INT_MAX else INT_MAX)
+            written = F.BIO_write(self._rbio, data, chunk)
+            if written <= 0:
+                F.ERR_clear_error()
+                raise MemoryError("BIO_write into the memory BIO failed")
+            data += written
+            length -= written
+        return 0
+
+    cdef object _read_plaintext(self):
+        # Plaintext is never longer than the ciphertext it came from, so the
+        # rbio's contents plus what OpenSSL already decrypted bound the result.
+        # One extra byte lets SSL_read report EOF/errors when both are empty.
+        cdef Py_ssize_t capacity = _mem_pending(self._rbio) + F.SSL_pending(self._ssl) + 1
+        cdef Py_ssize_t total = 0
+        cdef int rc, want, status
+        cdef PyObject* raw = _new_bytes(NULL, capacity)
+        try:
+            while True:
+                if total == capacity:
+                    capacity = total + _mem_pending(self._rbio) + F.SSL_pending(self._ssl) + RECORD_PLAINTEXT
+                    _resize_bytes(&raw, capacity)
+                want = <int>(capacity - total if capacity - total < INT_MAX else INT_MAX)
+                rc = F.SSL_read(self._ssl, _bytes_data(raw) + total, want)
+                if rc > 0:
+                    total += rc
+                    continue
+                status = F.SSL_get_error(self._ssl, rc)
+                if status == SSL_ERROR_WANT_READ:
+                    break
+                error = self._translate_error(rc)
+                if error is None:
+                    break
+                if total == 0:
+                    raise error
+                self._deferred_error = error
+                break
+            if total == 0:
+                return _EMPTY
+            if total != capacity:
+                _resize_bytes(&raw, total)
+            return <object>raw
+        finally:
+            Py_XDECREF(raw)
+
+    # -- outgoing -----------------------------------------------------------
+
+    def send(self, plaintext):
+        """
+        Encrypt ``plaintext`` (bytes, bytearray, memoryview; any size) and
+        return all ciphertext to send, including anything queued before it.
+        Before the handshake completes the plaintext is kept and encrypted as
+        soon as it does (collect it then with outgoing()).
+        """
+        self._raise_deferred()
+        if not self._handshake_done or self._unsent:
+            if len(plaintext):
+                self._unsent.append(bytes(plaintext))
+            return self.outgoing()
+        cdef Py_buffer view
+        PyObject_GetBuffer(plaintext, &view, PyBUF_SIMPLE)
+        try:
+            if view.len <= WRITE_ROUND:
+                # Common case: encrypt everything, then size the result exactly.
+                self._write(<const char*>view.buf, view.len)
+                return self.outgoing()
+            return self._send_large(<const char*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    def outgoing(self):
+        """Return (and consume) all ciphertext OpenSSL has queued for the peer."""
+        cdef Py_ssize_t pending = _mem_pending(self._wbio)
+        if pending == 0:
+            return _EMPTY
+        cdef PyObject* raw = _new_bytes(NULL, pending)
+        cdef Py_ssize_t got
+        try:
+            got = self._drain(_bytes_data(raw), pending)
+            if got != pending:
+                _resize_bytes(&raw, got)
+            return <object>raw
+        finally:
+            Py_XDECREF(raw)
+
+    cdef int _write_all(self, bytes chunk) except -1:
+        return self._write(PyBytes_AS_STRING(chunk), len(chunk))
+
+    cdef int _write(self, const char* data, Py_ssize_t length) except -1:
+        # pyOpenSSL sets SSL_MODE_ENABLE_PARTIAL_WRITE, so SSL_write returns
+        # after each record: loop here, in C.
+        cdef int rc, chunk
+        while length > 0:
+            chunk = <int>(length if length < INT_MAX else INT_MAX)
+            rc = F.SSL_write(self._ssl, data, chunk)
+            if rc > 0:
+                data += rc
+                length -= rc
+                continue
+            error = self._translate_error(rc)
+            if error is None:
+                # want-read: a TLS 1.2 renegotiation holds writes back.  Keep
+                # the rest; it goes out after the next receive().
+                self._unsent.append(PyBytes_FromStringAndSize(data, length))
+                return 0
+            raise error
+        return 0
+
+    cdef Py_ssize_t _drain(self, char* buffer, Py_ssize_t room) except -1:
+        """Read up to ``room`` bytes of queued ciphertext into ``buffer``."""
+        cdef Py_ssize_t total = 0
+        cdef int rc, want
+        while total < room:
+            want = <int>(room - total if room - total < INT_MAX else INT_MAX)
+            rc = F.BIO_read(self._wbio, buffer + total, want)
+            if rc <= 0:
+                break
+            total += rc
+        return total
+
+    cdef object _send_large(self, const char* data, Py_ssize_t length):
+        cdef Py_ssize_t records = length // RECORD_PLAINTEXT + 2
+        cdef Py_ssize_t capacity = _mem_pending(self._wbio) + length + records * RECORD_OVERHEAD
+        cdef Py_ssize_t total = 0, pending, round_length
+        cdef PyObject* raw = _new_bytes(NULL, capacity)
+        try:
+            while True:
+                pending = _mem_pending(self._wbio)
+                if total + pending > capacity:
+                    capacity = total + pending + length + (length // RECORD_PLAINTEXT + 2) * RECORD_OVERHEAD
+                    _resize_bytes(&raw, capacity)
+                total += self._drain(_bytes_data(raw) + total, pending)
+                if length == 0 or self._unsent:
+                    break
+                round_length = length if length < WRITE_ROUND else WRITE_ROUND
+                self._write(data, round_length)
+                data += round_length
+                length -= round_length
+                if self._unsent and length:
+                    # renegotiation in progress: keep the remainder in order
+                    self._unsent.append(PyBytes_FromStringAndSize(data, length))
+                    length = 0
+            if total != capacity:
+                _resize_bytes(&raw, total)
+            return <object>raw
+        finally:
+            Py_XDECREF(raw)
+
+    # -- shutdown -----------------------------------------------------------
+
+    def shutdown(self):
+        """
+        Send close_notify (collect it with outgoing()).  Returns True when the
+        peer's close_notify has already been received too, as pyOpenSSL's
+        Connection.shutdown does.
+        """
+        cdef int rc = F.SSL_shutdown(self._ssl)
+        if rc < 0:
+            error = self._translate_error(rc)
+            if error is not None:
+                raise error
+            return False
+        return rc > 0
+
+
+# ---------------------------------------------------------------------------
+# The C reference loop: the limit the engine is measured against.
+
+def reference_transfer(client, server, Py_ssize_t write_size, Py_ssize_t total):
+    """
+    Move ``total`` bytes of application data from ``client`` to ``server``
+    (two handshaken pyOpenSSL Connections with memory BIOs) in writes of
+    ``write_size``, entirely in C without the GIL: SSL_write, BIO_read of the
+    ciphertext, BIO_write into the server, SSL_read.  Benchmarks only.
+    Returns the number of plaintext bytes the server decrypted.
+    """
+    if not _table_ready:
+        raise RuntimeError("OpenSSL binding not installed")
+    if write_size <= 0 or write_size > INT_MAX // 2 or total < 0:
+        raise ValueError("write_size must be in 1..2**30 and total >= 0")
+    cdef SSL* client_ssl = <SSL*>_address(client._ssl)
+    cdef SSL* server_ssl = <SSL*>_address(server._ssl)
+    cdef BIO* client_out = <BIO*>_address(client._from_ssl)
+    cdef BIO* server_in = <BIO*>_address(server._into_ssl)
+    cdef Py_ssize_t transfer_size = write_size + 64 * 1024
+    cdef char* message = <char*>malloc(write_size)
+    cdef char* transfer = <char*>malloc(transfer_size)
+    cdef char* plaintext = <char*>malloc(transfer_size)
+    cdef Py_ssize_t sent = 0, received = 0
+    cdef int rc, n, offset
+    cdef bint failed = False
+    if message == NULL or transfer == NULL or plaintext == NULL:
+        free(message); free(transfer); free(plaintext)
+        raise MemoryError()
+    with nogil:
+        for n in range(write_size):
+            message[n] = <char>(n & 0xFF)
+        while sent < total and not failed:
+            n = <int>(write_size if total - sent > write_size else total - sent)
+            offset = 0
+            while offset < n:
+                rc = F.SSL_write(client_ssl, message + offset, n - offset)
+                if rc <= 0:
+                    failed = True
+                    break
+                offset += rc
+            sent += n
+            while True:
+                rc = F.BIO_read(client_out, transfer, <int>transfer_size)
+                if rc <= 0:
+                    break
+                if F.BIO_write(server_in, transfer, rc) != rc:
+                    failed = True
+                    break
+            while True:
+                rc = F.SSL_read(server_ssl, plaintext, <int>transfer_size)
+                if rc <= 0:
+                    if F.SSL_get_error(server_ssl, rc) != SSL_ERROR_WANT_READ:
+                        failed = True
+                    break
+                received += rc
+        F.ERR_clear_error()
+    free(message); free(transfer); free(plaintext)
+    if failed:
+        raise RuntimeError("reference transfer failed inside OpenSSL")
+    return received
