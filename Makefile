@@ -25,6 +25,7 @@ bench: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q bench --benchmark-disable
+	bash tools/asan.sh
 
 ## engine tests under AddressSanitizer (separate build in .venv-asan)
 asan:

@@ -41,8 +41,8 @@ def _pin(context: SSL.Context, version: str, suite: str) -> None:
 def server_context(kind="ecdsa", version="1.3", suite="aesgcm") -> SSL.Context:
     identity = pki.leaf(kind)
     context = SSL.Context(SSL.TLS_METHOD)
-    context.use_certificate(crypto.X509.from_cryptography(identity.certificate))
-    context.use_privatekey(crypto.PKey.from_cryptography_key(identity.key))
+    context.use_certificate(identity.certificate)
+    context.use_privatekey(identity.key)
     _pin(context, version, suite)
     return context
 
@@ -85,7 +85,8 @@ class PyOpenSSLPeer:
             pass
 
     def receive(self, ciphertext: bytes) -> bytes:
-        self.connection.bio_write(ciphertext)
+        if ciphertext:  # pyOpenSSL's bio_write(b"") raises WantReadError
+            self.connection.bio_write(ciphertext)
         out = []
         try:
             self.connection.do_handshake()
@@ -98,11 +99,18 @@ class PyOpenSSLPeer:
                 break
         return b"".join(out)
 
-    def send(self, plaintext: bytes) -> None:
+    def send(self, plaintext: bytes) -> bytes:
+        """Encrypt plaintext; return the ciphertext (and anything queued)."""
         view = memoryview(plaintext)
         while view:
             sent = self.connection.send(view[:65536])
             view = view[sent:]
+        return self.outgoing()
+
+    def receive_eof(self) -> bytes:
+        """The transport closed: what stock Twisted's connectionLost does."""
+        self.connection.bio_shutdown()
+        return self.connection.recv(65536)
 
     def outgoing(self) -> bytes:
         out = []
@@ -172,11 +180,13 @@ class StdlibPeer:
             out.append(chunk)
         return b"".join(out)
 
-    def send(self, plaintext: bytes) -> None:
+    def send(self, plaintext: bytes) -> bytes:
+        """Encrypt plaintext; return the ciphertext (and anything queued)."""
         view = memoryview(plaintext)
         while view:
             sent = self.obj.write(view[:1 << 20])
             view = view[sent:]
+        return self.outgoing()
 
     def outgoing(self) -> bytes:
         return self.outgoing_bio.read()
@@ -192,6 +202,10 @@ class EnginePeer:
         self.engine = eng
         self.received = []
 
+    @property
+    def connection(self):
+        return self.engine.connection
+
     def start(self) -> None:
         self.engine.do_handshake()
 
@@ -199,7 +213,10 @@ class EnginePeer:
         return self.engine.receive(ciphertext)
 
     def send(self, plaintext) -> bytes:
-        return self.engine.send(plaintext)
+        return self.engine.send(plaintext) + self.engine.outgoing()
+
+    def receive_eof(self) -> bytes:
+        return self.engine.receive_eof()
 
     def outgoing(self) -> bytes:
         return self.engine.outgoing()

@@ -102,8 +102,12 @@ def check_function_table(ffi, lib) -> tuple[dict[str, int], list[str]]:
         if not hasattr(lib, name):
             problems.append(f"OpenSSL function {name} is missing from cryptography's binding")
             continue
-        pointer = ffi.addressof(lib, name)
-        found = ffi.typeof(pointer).cname
+        try:
+            pointer = ffi.addressof(lib, name)
+            found = ffi.typeof(pointer).cname
+        except (AttributeError, TypeError, ffi.error) as exc:
+            problems.append(f"cannot take the address of OpenSSL function {name}: {exc}")
+            continue
         if found != expected:
             problems.append(f"OpenSSL function {name} has signature {found}, engine expects {expected}")
             continue

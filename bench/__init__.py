@@ -1,0 +1,1 @@
+"""Benchmarks (pytest-benchmark); not part of the default test run."""

@@ -1,0 +1,105 @@
+"""The binding refuses anything it cannot call safely, with a reason."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from cryptography.hazmat.bindings._rust import _openssl
+
+import tlsfast
+from tlsfast import _binding
+
+
+def test_acceleration_is_active_here():
+    info = tlsfast.backend_info()
+    assert info.accelerated, info.problems
+    assert info.problems == []
+    assert info.openssl_version.startswith("OpenSSL ")
+    assert info.cryptography_version and info.pyopenssl_version
+
+
+def test_engine_function_table_matches_binding_list():
+    from tlsfast import _engine
+
+    assert set(_engine.FUNCTION_NAMES) == set(_binding.EXPECTED_SIGNATURES)
+
+
+def test_every_function_is_found_with_its_signature():
+    addresses, problems = _binding.check_function_table(_openssl.ffi, _openssl.lib)
+    assert problems == []
+    assert set(addresses) == set(_binding.EXPECTED_SIGNATURES)
+    assert all(isinstance(a, int) and a for a in addresses.values())
+
+
+def test_missing_function_is_named(monkeypatch):
+    # SSL_read_ex is absent from cryptography's binding today: an engine that
+    # needed it must be refused with its name, not crash.
+    monkeypatch.setitem(_binding.EXPECTED_SIGNATURES, "SSL_read_ex",
+                        "int(*)(SSL *, void *, size_t, size_t *)")
+    addresses, problems = _binding.check_function_table(_openssl.ffi, _openssl.lib)
+    assert "SSL_read_ex" not in addresses
+    assert problems == ["OpenSSL function SSL_read_ex is missing from cryptography's binding"]
+
+
+def test_changed_signature_is_named(monkeypatch):
+    monkeypatch.setitem(_binding.EXPECTED_SIGNATURES, "SSL_pending", "long(*)(SSL *)")
+    _, problems = _binding.check_function_table(_openssl.ffi, _openssl.lib)
+    assert problems == ["OpenSSL function SSL_pending has signature int(*)(SSL *), "
+                        "engine expects long(*)(SSL *)"]
+
+
+def test_untested_versions_are_refused():
+    problems = _binding.check_versions({"cryptography": "51.0.1", "pyOpenSSL": "26.4.0"})
+    assert len(problems) == 1
+    assert problems[0].startswith("cryptography 51.0.1 is outside the tested range 50.0 <= v < 51.0")
+    assert _binding.check_versions({"cryptography": "50.0.2", "pyOpenSSL": "26.4.0"}) == []
+
+
+def _info_in_subprocess(**env):
+    result = subprocess.run(
+        [sys.executable, "-m", "tlsfast", "info"],
+        env={**os.environ, **env}, capture_output=True, text=True, check=True)
+    return result.stdout
+
+
+def test_info_command_reports_active():
+    out = _info_in_subprocess()
+    assert "acceleration   active" in out
+    assert f"tlsfast        {tlsfast.__version__}" in out
+    assert "OpenSSL        OpenSSL " in out
+
+
+def test_disable_switch_falls_back_with_reason():
+    out = _info_in_subprocess(TLSFAST_DISABLE="1")
+    assert "acceleration   OFF" in out
+    assert "problem        disabled by TLSFAST_DISABLE" in out
+
+
+def test_fallback_when_engine_cannot_be_imported(tmp_path):
+    # A tlsfast whose compiled engine is missing: import still works, the
+    # reason is reported, and require_engine() says why.
+    code = (
+        "import sys; sys.modules['tlsfast._engine'] = None\n"
+        "import tlsfast\n"
+        "assert not tlsfast.ACCELERATED and tlsfast.TLSEngine is None\n"
+        "print(tlsfast.backend_info().problems)\n"
+        "try:\n    tlsfast.require_engine()\nexcept tlsfast.AccelerationUnavailable as e:\n    print('refused:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "compiled engine tlsfast._engine cannot be imported" in out
+    assert "refused: compiled engine" in out
+
+
+def test_engine_refuses_to_run_without_a_table(tmp_path):
+    code = (
+        "import sys, os\n"
+        "os.environ['TLSFAST_DISABLE'] = '1'\n"
+        "import tlsfast\nfrom tlsfast import _engine\n"
+        "from OpenSSL import SSL\n"
+        "try:\n    _engine.TLSEngine(SSL.Connection(SSL.Context(SSL.TLS_METHOD), None))\n"
+        "except RuntimeError as e:\n    print('refused:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "refused: tlsfast engine used before its OpenSSL binding was installed" in out
