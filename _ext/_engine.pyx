@@ -1,4 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: binding=False
+# (binding=False: methods are plain METH_O/METH_NOARGS C functions, the cheapest
+#  call Python has; the hot path is one such call per chunk.)
 """
 The tlsfast record engine: a sans-IO driver for the SSL* and the two memory
 BIOs of a pyOpenSSL Connection, moving whole chunks in one call into C.
@@ -152,6 +155,7 @@ cdef class TLSEngine:
     cdef BIO* _rbio                 # ciphertext from the peer into OpenSSL
     cdef BIO* _wbio                 # ciphertext from OpenSSL for the peer
     cdef bint _handshake_done
+    cdef bint _eof                  # the transport reported end of file
     cdef object _deferred_error     # raised by the next receive()/send()
     cdef list _unsent               # plaintext waiting for the handshake
 
@@ -304,6 +308,7 @@ cdef class TLSEngine:
         (ZeroReturnError after close_notify, SysCallError otherwise).
         """
         self._raise_deferred()
+        self._eof = True
         F.BIO_set_mem_eof_return(self._rbio, 0)
         if not self._handshake_done and not self._handshake():
             return _EMPTY
@@ -338,6 +343,13 @@ cdef class TLSEngine:
                 rc = F.SSL_read(self._ssl, _bytes_data(raw) + total, want)
                 if rc > 0:
                     total += rc
+                    if (not self._eof and _mem_pending(self._rbio) == 0
+                            and F.SSL_pending(self._ssl) == 0):
+                        # Nothing left to decrypt: SSL_read would only say
+                        # want-read.  (Read-ahead, which could hide records
+                        # inside OpenSSL, cannot be enabled through this
+                        # binding: it exposes no SSL_CTX_set_read_ahead.)
+                        break
                     continue
                 status = F.SSL_get_error(self._ssl, rc)
                 if status == SSL_ERROR_WANT_READ:
@@ -370,20 +382,23 @@ cdef class TLSEngine:
         if not self._handshake_done or self._unsent:
             if len(plaintext):
                 self._unsent.append(bytes(plaintext))
-            return self.outgoing()
+            return self._take_outgoing()
         cdef Py_buffer view
         PyObject_GetBuffer(plaintext, &view, PyBUF_SIMPLE)
         try:
             if view.len <= WRITE_ROUND:
                 # Common case: encrypt everything, then size the result exactly.
                 self._write(<const char*>view.buf, view.len)
-                return self.outgoing()
+                return self._take_outgoing()
             return self._send_large(<const char*>view.buf, view.len)
         finally:
             PyBuffer_Release(&view)
 
     def outgoing(self):
         """Return (and consume) all ciphertext OpenSSL has queued for the peer."""
+        return self._take_outgoing()
+
+    cdef object _take_outgoing(self):
         cdef Py_ssize_t pending = _mem_pending(self._wbio)
         if pending == 0:
             return _EMPTY
