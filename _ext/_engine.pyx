@@ -35,7 +35,8 @@ exception.  Every other OpenSSL failure is handed to pyOpenSSL's own
 Connection._raise_ssl_error, so callers see exactly the exception pyOpenSSL
 would raise (including exceptions stored by its verify/ALPN callbacks), and
 the error queue is cleared afterwards.  Plaintext decrypted before a failure is
-never lost: it is returned, and the failure is raised by the next call.
+never lost: it is returned, and the failure is raised by the next receive()
+(or taken with take_deferred_error()).
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
@@ -156,7 +157,7 @@ cdef class TLSEngine:
     cdef BIO* _wbio                 # ciphertext from OpenSSL for the peer
     cdef bint _handshake_done
     cdef bint _eof                  # the transport reported end of file
-    cdef object _deferred_error     # raised by the next receive()/send()
+    cdef object _deferred_error     # raised by the next receive()
     cdef list _unsent               # plaintext waiting for the handshake
 
     def __cinit__(self, connection):
@@ -209,6 +210,12 @@ cdef class TLSEngine:
     def deferred_error(self):
         """The error the next receive() will raise, or None."""
         return self._deferred_error
+
+    def take_deferred_error(self):
+        """Return the error receive() kept back (or None), and forget it."""
+        error = self._deferred_error
+        self._deferred_error = None
+        return error
 
     @property
     def unsent_plaintext(self):
@@ -376,9 +383,10 @@ cdef class TLSEngine:
         Encrypt ``plaintext`` (bytes, bytearray, memoryview; any size) and
         return all ciphertext to send, including anything queued before it.
         Before the handshake completes the plaintext is kept and encrypted as
-        soon as it does (collect it then with outgoing()).
+        soon as it does (collect it then with outgoing()).  An error kept back
+        by receive() is not raised here: it belongs to the read side (a reply
+        after the peer's close_notify is legal).
         """
-        self._raise_deferred()
         if not self._handshake_done or self._unsent:
             if len(plaintext):
                 self._unsent.append(bytes(plaintext))

@@ -138,6 +138,21 @@ def test_plaintext_before_a_corrupted_record_is_kept():
     with pytest.raises(SSL.Error):
         server.receive(b"")
     assert server.engine.deferred_error is None
+    assert server.engine.take_deferred_error() is None
+
+
+def test_deferred_close_does_not_block_a_reply():
+    client, server = _established("engine")
+    data = client.send(b"bye")
+    client.connection.shutdown()
+    assert server.receive(data + client.outgoing()) == b"bye"
+    # replying after the peer's close_notify is legal: send() must not raise
+    assert client.receive(server.engine.send(b"see you")) == b"see you"
+    error = server.engine.take_deferred_error()
+    assert isinstance(error, SSL.ZeroReturnError)
+    assert server.engine.take_deferred_error() is None
+    with pytest.raises(SSL.ZeroReturnError):  # as pyOpenSSL's recv() after close_notify
+        server.receive(b"")
     assert _queue_is_clean()
 
 

@@ -165,9 +165,9 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         engine = self._engine
         if engine is None:
             return StockTLSMemoryBIOProtocol.dataReceived(self, data)
-        if self._aborted:
-            # Stock Twisted stops handshaking once aborted; after the handshake
-            # it decrypts but delivers nothing.  Either way nothing is seen.
+        if self._aborted or self._lostTLSConnection:
+            # Stock Twisted feeds the bytes to OpenSSL but never delivers
+            # anything once TLS is aborted or finished; skip the work.
             return
         try:
             plaintext = engine.receive(data)
@@ -188,15 +188,16 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         Give C{plaintext} to the application, then handle an error the engine
         kept back while returning it, then send what OpenSSL queued.
         """
+        engine = self._engine
+        if engine is None:
+            # A callback (handshakeCompleted) already lost the connection.
+            return
         failure = None
-        if self._engine.deferred_error is not None:
-            # Take the kept error out of the engine now: left there, it would
-            # be raised by the application's next write() instead (stock
-            # Twisted lets that write through, e.g. after a close_notify).
-            try:
-                self._engine.receive(b"")
-            except Error:
-                failure = Failure()
+        error = engine.take_deferred_error()
+        if error is not None:
+            # Handled after the delivery, as stock Twisted handles an error
+            # met after some plaintext in the same dataReceived.
+            failure = Failure(error)
         if plaintext and not self._aborted and not self._lostTLSConnection:
             ProtocolWrapper.dataReceived(self, plaintext)
         if failure is not None:
