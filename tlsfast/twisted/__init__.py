@@ -6,6 +6,11 @@ Add one call and change nothing else::
     import tlsfast.twisted
     tlsfast.twisted.install()
 
+It also fixes Twisted's ALPN server callback (see L{tlsfast.twisted._alpn}):
+a server configured without ALPN accepts clients that offer it.  (Contexts
+that a C{CertificateOptions} built before C{install()} keep the stock
+callback.)
+
 Afterwards every Twisted TLS entry point -- C{reactor.listenSSL} /
 C{connectSSL}, C{SSL4ServerEndpoint} / C{SSL4ClientEndpoint}, C{ssl:} and
 C{tls:} endpoint strings, C{wrapClientTLS}, C{wrapServerTLS}, the SNI
@@ -28,6 +33,7 @@ from zope.interface import implementer
 from twisted.internet.interfaces import IStreamServerEndpoint
 
 import tlsfast
+from tlsfast.twisted._alpn import installALPNFix, uninstallALPNFix
 from tlsfast.twisted._protocol import (
     BufferingTLSTransport,
     StockBufferingTLSTransport,
@@ -110,6 +116,7 @@ def install() -> bool:
         except ImportError:
             pass
     _rebind(_REPLACEMENTS)
+    installALPNFix()
     _installed = True
     return True
 
@@ -120,6 +127,7 @@ def uninstall() -> None:
     """
     global _installed
     _rebind({ours: stock for stock, ours in _REPLACEMENTS.items()})
+    uninstallALPNFix()
     _installed = False
 
 

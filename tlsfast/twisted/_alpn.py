@@ -1,0 +1,51 @@
+"""
+A fix for Twisted's ALPN server callback, applied by L{install}.
+
+Twisted's C{setupForALPN} (C{twisted.internet._sslverify}) installs an ALPN
+select callback on every server context, and when nothing overlaps -- also
+when the server was configured with no protocols at all -- it returns C{b""}.
+pyOpenSSL 26 with OpenSSL 4 treats that as a fatal error, so a stock Twisted
+TLS server without ALPN rejects every client that offers ALPN (curl fails
+with "tlsv1 alert internal error").  pyOpenSSL's sentinel for "go on without
+ALPN" is C{NO_OVERLAPPING_PROTOCOLS}.
+
+The fixed callback returns that sentinel when this connection has no
+acceptable protocols configured, and keeps Twisted's behaviour -- the
+handshake fails -- when protocols are configured and none overlaps.
+"""
+
+from __future__ import annotations
+
+from OpenSSL import SSL
+
+from twisted.internet import _sslverify
+
+stockSetupForALPN = _sslverify.setupForALPN
+
+
+def setupForALPN(context, acceptableProtocols):
+    """
+    L{twisted.internet._sslverify.setupForALPN}, accepting ALPN-offering
+    clients when no protocol is configured.
+    """
+
+    def alpnSelect(connection, clientSentProtocols):
+        tlsProtocol = connection.get_app_data()
+        allAcceptable = _sslverify.protosFromProtocol(tlsProtocol, acceptableProtocols)
+        if not allAcceptable:
+            return SSL.NO_OVERLAPPING_PROTOCOLS
+        offered = set(clientSentProtocols)
+        for protocol in allAcceptable:
+            if protocol in offered:
+                return protocol
+        return b""  # configured, but nothing in common: fail, as stock does
+
+    context.set_alpn_select_callback(alpnSelect)
+
+
+def installALPNFix() -> None:
+    _sslverify.setupForALPN = setupForALPN
+
+
+def uninstallALPNFix() -> None:
+    _sslverify.setupForALPN = stockSetupForALPN
