@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tlsfast-installed
 
-.PHONY: bench test test-engine test-twisted asan fuzz clean
+.PHONY: bench bench-report test test-engine test-twisted asan fuzz clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard _ext/*.pyx _ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,16 @@ $(STAMP): pyproject.toml setup.py $(wildcard _ext/*.pyx _ext/*.pxd)
 	$(PY) -m tlsfast info --strict
 	touch $@
 
-## main job: side-by-side engine benchmark (tlsfast vs pyOpenSSL vs stdlib vs C)
+## main job: side-by-side engine benchmark (tlsfast vs pyOpenSSL vs stdlib vs C),
+## one group per write size (benchmark.group), plus TLSEngine(conn) binding cost.
+## OPENSSL_CONF pins the TLS 1.3 suite/group for stdlib ssl (docs/benchmarks.md).
 bench: $(STAMP)
-	$(PY) -m pytest bench -q -p no:randomly --benchmark-only \
-		--benchmark-columns=median,iqr,ops --benchmark-sort=name \
-		--benchmark-group-by=param:write_size
+	OPENSSL_CONF=$(CURDIR)/bench/openssl.cnf $(PY) -m pytest bench -q -p no:randomly \
+		--benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name
+
+## interleaved rounds -> the markdown table in docs/benchmarks.md (~1 min)
+bench-report: $(STAMP)
+	$(PY) bench/report.py --overhead
 
 ## the whole test suite
 test: $(STAMP)
