@@ -132,6 +132,31 @@ cdef extern from "Python.h":
     int _resize_bytes "_PyBytes_Resize"(PyObject**, Py_ssize_t) except -1
     char* _bytes_data "PyBytes_AS_STRING"(PyObject*) noexcept
 
+cdef extern from *:
+    """
+    /* Shorten a bytes object nobody else has seen yet, keeping its block:
+       cheaper than a realloc when only a few bytes (record overhead) are
+       left over.  Its hash has never been computed (fresh object). */
+    static inline void tlsfast_truncate_fresh_bytes(PyObject *b, Py_ssize_t n) {
+        Py_SET_SIZE(b, n);
+        PyBytes_AS_STRING(b)[n] = '\0';
+    }
+    """
+    void _truncate_fresh_bytes "tlsfast_truncate_fresh_bytes"(PyObject*, Py_ssize_t) noexcept
+
+# Up to this many unused bytes are left in a result's block instead of
+# reallocating it (typically TLS record overhead: 22-29 bytes per record).
+DEF TRUNCATE_SLACK = 1024
+
+
+cdef inline int _finish_bytes(PyObject** raw, Py_ssize_t capacity, Py_ssize_t total) except -1:
+    if total == capacity:
+        return 0
+    if capacity - total <= TRUNCATE_SLACK:
+        _truncate_fresh_bytes(raw[0], total)
+        return 0
+    return _resize_bytes(raw, total)
+
 
 cdef inline Py_ssize_t _mem_pending(BIO* bio) noexcept nogil:
     cdef char* unused
@@ -370,8 +395,7 @@ cdef class TLSEngine:
                 break
             if total == 0:
                 return _EMPTY
-            if total != capacity:
-                _resize_bytes(&raw, total)
+            _finish_bytes(&raw, capacity, total)
             return <object>raw
         finally:
             Py_XDECREF(raw)
@@ -477,8 +501,7 @@ cdef class TLSEngine:
                     # renegotiation in progress: keep the remainder in order
                     self._unsent.append(PyBytes_FromStringAndSize(data, length))
                     length = 0
-            if total != capacity:
-                _resize_bytes(&raw, total)
+            _finish_bytes(&raw, capacity, total)
             return <object>raw
         finally:
             Py_XDECREF(raw)
