@@ -176,14 +176,15 @@ cdef class TLSEngine:
 
     cdef readonly object connection
     cdef object _ssl_cdata          # the cffi SSL* (what _raise_ssl_error takes)
-    cdef object _raise_ssl_error    # bound pyOpenSSL Connection._raise_ssl_error
     cdef SSL* _ssl
     cdef BIO* _rbio                 # ciphertext from the peer into OpenSSL
     cdef BIO* _wbio                 # ciphertext from OpenSSL for the peer
     cdef bint _handshake_done
     cdef bint _eof                  # the transport reported end of file
     cdef object _deferred_error     # raised by the next receive()
-    cdef list _unsent               # plaintext waiting for the handshake
+    cdef list _unsent               # plaintext waiting for the handshake (None:
+                                    # none; made on demand to keep idle
+                                    # connections small)
 
     def __cinit__(self, connection):
         if not _table_ready:
@@ -196,13 +197,12 @@ cdef class TLSEngine:
                 "not one bound to a socket")
         self.connection = connection
         self._ssl_cdata = connection._ssl
-        self._raise_ssl_error = connection._raise_ssl_error
         self._ssl = <SSL*>_address(self._ssl_cdata)
         self._rbio = <BIO*>_address(into_ssl)
         self._wbio = <BIO*>_address(from_ssl)
         self._handshake_done = False
         self._deferred_error = None
-        self._unsent = []
+        self._unsent = None
 
     # -- state queries ------------------------------------------------------
 
@@ -245,7 +245,7 @@ cdef class TLSEngine:
     @property
     def unsent_plaintext(self):
         """Bytes given to send() that wait for the handshake to finish."""
-        return sum(len(chunk) for chunk in self._unsent)
+        return sum(len(chunk) for chunk in self._unsent or ())
 
     # -- error translation (cold path) ---------------------------------------
 
@@ -255,7 +255,7 @@ cdef class TLSEngine:
         try:
             # pyOpenSSL reads errno from cffi's saved copy: give it ours.
             _ffi.errno = saved_errno
-            self._raise_ssl_error(self._ssl_cdata, result)
+            self.connection._raise_ssl_error(self._ssl_cdata, result)
         except _WantReadError:
             return None
         except Exception as exc:
@@ -300,13 +300,15 @@ cdef class TLSEngine:
 
     cdef int _flush_unsent(self) except -1:
         unsent = self._unsent
-        self._unsent = []
+        self._unsent = None
+        if unsent is None:
+            return 0
         cdef Py_ssize_t i
         for i in range(len(unsent)):
             self._write_all(unsent[i])
             if self._unsent:
                 # blocked again (renegotiation): keep the rest, in order
-                self._unsent.extend(unsent[i + 1:])
+                self._unsent.extend(unsent[i + 1:])  # _write made it a list
                 break
         return 0
 
@@ -413,7 +415,7 @@ cdef class TLSEngine:
         """
         if not self._handshake_done or self._unsent:
             if len(plaintext):
-                self._unsent.append(bytes(plaintext))
+                self._keep_unsent(bytes(plaintext))
             return self._take_outgoing()
         cdef Py_buffer view
         PyObject_GetBuffer(plaintext, &view, PyBUF_SIMPLE)
@@ -444,6 +446,12 @@ cdef class TLSEngine:
         finally:
             Py_XDECREF(raw)
 
+    cdef int _keep_unsent(self, bytes chunk) except -1:
+        if self._unsent is None:
+            self._unsent = []
+        self._unsent.append(chunk)
+        return 0
+
     cdef int _write_all(self, bytes chunk) except -1:
         return self._write(PyBytes_AS_STRING(chunk), len(chunk))
 
@@ -462,7 +470,7 @@ cdef class TLSEngine:
             if error is None:
                 # want-read: a TLS 1.2 renegotiation holds writes back.  Keep
                 # the rest; it goes out after the next receive().
-                self._unsent.append(PyBytes_FromStringAndSize(data, length))
+                self._keep_unsent(PyBytes_FromStringAndSize(data, length))
                 return 0
             raise error
         return 0
@@ -499,7 +507,7 @@ cdef class TLSEngine:
                 length -= round_length
                 if self._unsent and length:
                     # renegotiation in progress: keep the remainder in order
-                    self._unsent.append(PyBytes_FromStringAndSize(data, length))
+                    self._keep_unsent(PyBytes_FromStringAndSize(data, length))
                     length = 0
             _finish_bytes(&raw, capacity, total)
             return <object>raw
