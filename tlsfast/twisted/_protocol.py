@@ -181,6 +181,12 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
             self._handshakeCompleted()
         if self._appSendBuffer:
             self._unbufferPendingWrites()
+        if (plaintext and engine.deferred_error is None
+                and not self._aborted and not self._lostTLSConnection):
+            # The common case, without the bookkeeping of _deliver().
+            if not self._deliverToApplication(plaintext) and self._engine is not None:
+                self._flushSendBIO()
+            return
         self._deliver(plaintext)
 
     def _deliver(self, plaintext):
