@@ -279,6 +279,13 @@ class StartTLSMixin:
         self.assertEqual(client.received, b"secret")
         self.assertTrue(ISSLTransport.providedBy(client.transport))
         self.assertEqual(client.transport.protocol.negotiatedProtocol, b"proto")
+        if self.tlsfastInstalled:
+            # tlsfast also answers on the upgraded transport itself
+            self.assertEqual(client.transport.negotiatedProtocol, b"proto")
+        else:
+            # stock Twisted does not (the gap tlsfast closes)
+            with self.assertRaises(AttributeError):
+                client.transport.negotiatedProtocol
         self.assertEqual(
             isinstance(client.transport.protocol, tlsfast.twisted.TLSMemoryBIOProtocol),
             self.tlsfastInstalled,

@@ -49,6 +49,7 @@ from OpenSSL.SSL import Error, ZeroReturnError
 from OpenSSL._util import text_to_bytes_and_warn
 from zope.interface import directlyProvides, providedBy
 
+from twisted.internet._newtls import _BypassTLS
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.protocols import tls as _stock
@@ -126,6 +127,7 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         self.factory.registerProtocol(self)
         if self._connectWrapped:
             ProtocolWrapper.makeConnection(self, transport)
+        self._publishNegotiatedProtocol()
         self._checkHandshakeStatus()
 
     # -- handshake ----------------------------------------------------------
@@ -151,8 +153,19 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         Record that the handshake is complete and tell the application.
         """
         self._handshakeDone = True
+        self._publishNegotiatedProtocol()
         if IHandshakeListener.providedBy(self.wrappedProtocol):
             self.wrappedProtocol.handshakeCompleted()
+
+    def _publishNegotiatedProtocol(self):
+        """
+        After C{startTLS} the application's transport is the TCP connection,
+        not this protocol; give it C{negotiatedProtocol} too (stock Twisted
+        raises L{AttributeError} there): L{None} until the handshake is done.
+        """
+        if isinstance(self.transport, _BypassTLS):
+            self.transport._connection.negotiatedProtocol = (
+                self.negotiatedProtocol if self._handshakeDone else None)
 
     # -- incoming -----------------------------------------------------------
 
