@@ -117,3 +117,24 @@ class StockAggregationTests(AggregationTests):
         self.clock.advance(0)
         self.client.dataReceived(self.server.transport.value())
         self.assertEqual(self.clientApp.received, b"reply")
+
+
+class ProvidedInterfacesTests(SynchronousTestCase):
+    """The wrapper provides exactly the interfaces stock Twisted's does."""
+
+    def provided(self, factoryClass, connectWrapped):
+        from zope.interface import directlyProvidedBy
+
+        factory = factoryClass(serverOptions(), False, Factory.forProtocol(Protocol), clock=Clock())
+        protocol = factory.protocol(factory, Protocol(), connectWrapped)
+        protocol.makeConnection(StringTransport())
+        return list(directlyProvidedBy(protocol))
+
+    def test_sameAsStock(self):
+        if not tlsfast.ACCELERATED:
+            self.skipTest("tlsfast engine unavailable")
+        for connectWrapped in (True, False):
+            stock = self.provided(stock_tls.TLSMemoryBIOFactory, connectWrapped)
+            ours = self.provided(tlsfast.twisted.TLSMemoryBIOFactory, connectWrapped)
+            self.assertEqual(ours, stock)
+            self.assertTrue(stock)
