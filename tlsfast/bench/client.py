@@ -1,8 +1,17 @@
 """
-Load generators (asyncio + stdlib ssl, the same for every server stack):
-``python -m tlsfast.bench.client SCENARIO --port P [--tls --ca FILE] ...``.
-Prints one JSON line with what it did.  The ``idle`` scenario prints
-``HELD`` once its connections are up and waits for a line on stdin.
+Load generators (stdlib ssl, the same for every server stack):
+``python -m tlsfast.bench.client SCENARIO --port P [--tls --ca FILE] ...``
+(or ``python .../tlsfast/bench/client.py ...``, as the runner starts it).
+Prints one JSON line with what it did (``ops``, ``seconds`` and, over TLS,
+``negotiated``: cipher, version and group as the client sees them).  The
+``idle`` scenario prints ``HELD`` once its connections are up and waits for a
+line on stdin.
+
+``echo``, ``bulk`` and ``idle`` use asyncio.  ``handshake`` uses one thread per
+connection with blocking sockets, because asyncio cannot offer a session for
+resumption: with ``--resume`` each new connection offers the session (ticket)
+of the previous one (``SSLContext.wrap_socket(session=...)``) and the result
+counts how many were actually resumed.
 """
 
 from __future__ import annotations
@@ -11,10 +20,25 @@ import argparse
 import asyncio
 import json
 import ssl
+import socket
 import sys
+import threading
 import time
 
-from tlsfast.bench.server import BULK_BLOCK
+# No tlsfast imports: the runner starts this file by path, so that each load
+# generator starts without importing tlsfast, pyOpenSSL and cryptography.
+
+BULK_BLOCK = 1 << 20  # the sink acknowledges each MiB, so the client knows it arrived
+HOSTNAME = "example.com"
+
+
+def describe_stdlib(ssl_object) -> dict:
+    """What a stdlib ``SSLObject``/``SSLSocket`` negotiated; the group only
+    where Python can tell (``group()`` is not in 3.11)."""
+    cipher = ssl_object.cipher()
+    group = getattr(ssl_object, "group", None)
+    return {"cipher": cipher[0] if cipher else "?", "version": ssl_object.version() or "?",
+            "group": (group() or "?") if callable(group) else "? (stdlib ssl cannot tell)"}
 
 
 def _context(args) -> ssl.SSLContext | None:
@@ -22,19 +46,24 @@ def _context(args) -> ssl.SSLContext | None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(args.ca)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
     return context
 
 
 async def _open(args, context):
     reader, writer = await asyncio.open_connection(
-        "127.0.0.1", args.port, ssl=context, server_hostname="example.com" if context else None,
+        "127.0.0.1", args.port, ssl=context, server_hostname=HOSTNAME if context else None,
         limit=1 << 22)
     sock = writer.get_extra_info("socket")
     if sock is not None:
-        import socket
-
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    ssl_object = writer.get_extra_info("ssl_object")
+    if ssl_object is not None and not NEGOTIATED:
+        NEGOTIATED.update(describe_stdlib(ssl_object))
     return reader, writer
+
+
+NEGOTIATED: dict = {}
 
 
 async def echo(args) -> dict:
@@ -78,25 +107,47 @@ async def bulk(args) -> dict:
     return {"ops": args.megabytes * args.connections, "seconds": time.monotonic() - start}
 
 
-async def handshake(args) -> dict:
+def handshake(args) -> dict:
     context = _context(args)
     deadline = time.monotonic() + args.seconds
-    counts = []
+    counts, resumed, errors = [], [], []
 
-    async def worker():
-        n = 0
-        while time.monotonic() < deadline:
-            reader, writer = await _open(args, context)
-            writer.write(b"h")
-            await reader.readexactly(1)
-            writer.close()
-            await writer.wait_closed()
-            n += 1
+    def worker():
+        n = reused = 0
+        session = None
+        try:
+            while time.monotonic() < deadline:
+                sock = socket.create_connection(("127.0.0.1", args.port))
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if context is not None:
+                    sock = context.wrap_socket(sock, server_hostname=HOSTNAME,
+                                               session=session if args.resume else None)
+                sock.sendall(b"h")
+                if sock.recv(1) != b"h":
+                    raise RuntimeError("server closed the connection")
+                if context is not None:
+                    reused += sock.session_reused
+                    if not NEGOTIATED:
+                        NEGOTIATED.update(describe_stdlib(sock))
+                    # TLS 1.3 tickets arrive after the handshake; recv() above read them
+                    if args.resume and sock.session is not None and sock.session.has_ticket:
+                        session = sock.session
+                sock.close()
+                n += 1
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
         counts.append(n)
+        resumed.append(reused)
 
     start = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(args.connections)))
-    return {"ops": sum(counts), "seconds": time.monotonic() - start}
+    threads = [threading.Thread(target=worker) for _ in range(args.connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return {"ops": sum(counts), "seconds": time.monotonic() - start, "resumed": sum(resumed)}
 
 
 async def idle(args) -> dict:
@@ -128,8 +179,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--megabytes", type=int, default=64)
     parser.add_argument("--write-size", type=int, default=64 * 1024)
+    parser.add_argument("--resume", action="store_true", help="handshake: resume sessions")
     args = parser.parse_args(argv)
-    result = asyncio.run(SCENARIOS[args.scenario](args))
+    run = SCENARIOS[args.scenario]
+    result = run(args) if args.scenario == "handshake" else asyncio.run(run(args))
+    if NEGOTIATED:
+        result["negotiated"] = NEGOTIATED
     print(json.dumps(result), flush=True)
 
 

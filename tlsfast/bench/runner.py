@@ -1,41 +1,77 @@
 """
-Run loopback benchmarks: every stack's server in its own process on one
-core, the client on another, stacks interleaved within each repetition;
-report medians of the server's CPU per operation and of the rate.
+Orchestration of ``tlsfast bench``: every stack's server in its own process
+on one core, the load generator on another, stacks interleaved within each
+repetition (the order rotates from one repetition to the next); the figure of
+merit is the server process's CPU time per operation (its CPU-time clock,
+``clock_getcpuclockid``; /proc as a fallback), which
+stays steady where rates swing 2-3x.  The ``engine`` scenario runs the
+in-memory contenders of :mod:`tlsfast.bench.engine` in one child process.
 
-    python -m tlsfast.bench.runner echo --size 64 --connections 1 --reps 5
+Every child gets the per-run ``OPENSSL_CONF`` (cipher suite and group, see
+:mod:`tlsfast.bench.tlsconfig`) and its own session, so a Ctrl-C reaches only
+this process, which then stops all of them (:func:`stop_children`).
+
+``python -m tlsfast.bench.runner ARGS`` is ``tlsfast bench ARGS``.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
 import os
+import select
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from tlsfast.bench.certs import write_pki
+from tlsfast.bench.tlsconfig import DEFAULT_CIPHER, DEFAULT_GROUP, write_openssl_conf
 
-TLS_STACKS = {"twisted", "tlsfast", "asyncio", "uvloop"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-OPENSSL_CONF = os.path.join(os.path.dirname(__file__), "openssl.cnf")
+# started by path: a load generator need not import tlsfast (and pyOpenSSL) first
+CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "client.py")
+SCENARIOS = ("bulk", "echo", "handshake", "engine")
+EXTRA_SCENARIOS = ("idle",)  # memory per idle connection; only when asked for
+STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop", "c")
+LOOPBACK_STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop")
+ENGINE_STACKS = ("tlsfast", "twisted", "asyncio", "c")
+BASELINE = "twisted"
+STACK_LABELS = {
+    "tcp": "plain TCP (Twisted, no TLS)", "twisted": "stock Twisted TLS",
+    "tlsfast": "Twisted + tlsfast", "asyncio": "asyncio + stdlib ssl",
+    "uvloop": "uvloop + stdlib ssl", "c": "C reference loop",
+}
+ENGINE_LABELS = {"tlsfast": "tlsfast engine", "twisted": "pyOpenSSL loop (stock Twisted)",
+                 "asyncio": "stdlib SSLObject (asyncio)", "c": "C reference loop"}
 
+
+class BenchError(RuntimeError):
+    """A failure worth one line to the user (exit status in ``status``)."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+# ---------------------------------------------------------------------------
+# results
 
 @dataclass
 class Sample:
     stack: str
-    ops: int
+    ops: float
     seconds: float
-    server_cpu_seconds: float
+    cpu_seconds: float
+    rep: int = 0
+    resumed: int | None = None  # handshakes: how many of ``ops`` were resumptions
 
     @property
     def cpu_us_per_op(self) -> float:
-        return self.server_cpu_seconds / self.ops * 1e6 if self.ops else float("nan")
+        return self.cpu_seconds / self.ops * 1e6 if self.ops else float("nan")
 
     @property
     def rate(self) -> float:
@@ -44,17 +80,20 @@ class Sample:
 
 @dataclass
 class Result:
+    key: str  # "echo", "handshake-resumed", "engine-64", ...
     scenario: str
-    params: dict
+    title: str
     unit: str
+    cpu_label: str  # whose CPU time is counted
+    params: dict = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
-
-    def median(self, stack: str, attribute: str) -> float:
-        values = [getattr(s, attribute) for s in self.samples if s.stack == stack]
-        return statistics.median(values) if values else float("nan")
+    negotiated: dict = field(default_factory=dict)  # stack -> {cipher, group, version}
+    notes: list[str] = field(default_factory=list)
 
     def stacks(self) -> list[str]:
-        return list(dict.fromkeys(s.stack for s in self.samples))
+        """The stacks measured, in the canonical order (not the rotated one)."""
+        present = {s.stack for s in self.samples}
+        return [s for s in STACKS if s in present] + sorted(present.difference(STACKS))
 
     def summary(self) -> dict:
         out = {}
@@ -62,15 +101,99 @@ class Result:
             cpu = [s.cpu_us_per_op for s in self.samples if s.stack == stack]
             rate = [s.rate for s in self.samples if s.stack == stack]
             out[stack] = {
+                "n": len(cpu),
                 "cpu_us_per_op_median": statistics.median(cpu),
                 "cpu_us_per_op_min": min(cpu), "cpu_us_per_op_max": max(cpu),
-                "rate_median": statistics.median(rate),
-                "rate_min": min(rate), "rate_max": max(rate),
+                "rate_median": statistics.median(rate), "rate_min": min(rate), "rate_max": max(rate),
             }
+        base = out.get(BASELINE)
+        for row in out.values():
+            row["rate_vs_twisted"] = row["rate_median"] / base["rate_median"] if base else None
+            row["cpu_vs_twisted"] = (row["cpu_us_per_op_median"] / base["cpu_us_per_op_median"]
+                                     if base and base["cpu_us_per_op_median"] else None)
         return out
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "scenario": self.scenario, "title": self.title, "unit": self.unit,
+                "cpu": self.cpu_label, "params": self.params, "negotiated": self.negotiated,
+                "notes": self.notes, "summary": self.summary(),
+                "samples": [asdict(s) for s in self.samples]}
+
+
+# ---------------------------------------------------------------------------
+# child processes
+
+_CHILDREN: set[subprocess.Popen] = set()
+
+
+def _spawn(command: list[str], env: dict, core: int | None, **kwargs) -> subprocess.Popen:
+    process = subprocess.Popen(command, env=env, start_new_session=True,
+                               preexec_fn=_pinned(core), **kwargs)
+    _CHILDREN.add(process)
+    return process
+
+
+def _reap(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    _CHILDREN.discard(process)
+
+
+def stop_children() -> None:
+    """Kill every child this module started and is still tracking."""
+    for process in list(_CHILDREN):
+        _reap(process)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this child when the bench process dies, however it dies
+    (children run in their own session, so nothing else would stop a server)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _pinned(core: int | None):
+    """What a child runs before exec: die with the parent, pin to ``core``."""
+    if core is None or not hasattr(os, "sched_setaffinity") or core not in os.sched_getaffinity(0):
+        return _die_with_parent
+
+    def setup() -> None:
+        _die_with_parent()
+        os.sched_setaffinity(0, {core})
+
+    return setup
+
+
+def _process_clock(pid: int) -> int | None:
+    """The CPU-time clock of another process (nanosecond resolution; /proc's
+    utime + stime count in 10 ms ticks, too coarse for a short bulk run)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        clock = ctypes.c_int()
+        if libc.clock_getcpuclockid(pid, ctypes.byref(clock)) == 0:
+            return clock.value
+    except (OSError, AttributeError):
+        pass
+    return None
 
 
 def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) used so far by process ``pid``."""
+    clock = _process_clock(pid)
+    if clock is not None:
+        try:
+            return time.clock_gettime(clock)
+        except OSError:
+            pass
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
@@ -84,180 +207,332 @@ def _rss_bytes(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def _pinned(core: int | None):
-    if core is None or not hasattr(os, "sched_setaffinity"):
-        return None
-    available = os.sched_getaffinity(0)
-    if core not in available:
-        return None
-    return lambda: os.sched_setaffinity(0, {core})
+def _readline(process: subprocess.Popen, timeout: float) -> str:
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    return process.stdout.readline() if ready else ""
 
 
-def _env() -> dict:
-    env = dict(os.environ)
-    env.setdefault("OPENSSL_CONF", OPENSSL_CONF)
-    return env
-
-
-@contextlib.contextmanager
-def running_server(stack: str, scenario: str, certs: str, core: int | None):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tlsfast.bench.server", "--stack", stack, "--scenario", scenario,
-         "--certs", certs],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-        preexec_fn=_pinned(core))
-    try:
-        line = process.stdout.readline()
-        if not line.startswith("READY "):
-            process.kill()
-            raise RuntimeError(f"{stack} server did not start: {line.strip()} {process.stderr.read()[-2000:]}")
-        yield process, int(line.split()[1])
-    finally:
-        process.kill()
-        process.wait()
-
-
-def _client(scenario: str, port: int, tls: bool, certs: str, core: int | None, extra: list[str]):
-    command = [sys.executable, "-m", "tlsfast.bench.client", scenario, "--port", str(port), *extra]
-    if tls:
-        command += ["--tls", "--ca", os.path.join(certs, "ca.pem")]
-    return command, dict(env=_env(), preexec_fn=_pinned(core))
-
-
-def run_client(scenario, port, tls, certs, core, extra) -> dict:
-    command, kwargs = _client(scenario, port, tls, certs, core, extra)
-    done = subprocess.run(command, capture_output=True, text=True, **kwargs)
-    if done.returncode:
-        raise RuntimeError(f"client failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def measure(stack: str, scenario: str, client_args: list[str], warmup_args: list[str],
-            certs: str, server_core: int | None, client_core: int | None) -> Sample:
-    server_scenario = {"echo": "echo", "handshake": "echo", "bulk": "sink"}[scenario]
-    tls = stack != "tcp"
-    with running_server(stack, server_scenario, certs, server_core) as (server, port):
-        run_client(scenario, port, tls, certs, client_core, warmup_args)
-        before = _cpu_seconds(server.pid)
-        result = run_client(scenario, port, tls, certs, client_core, client_args)
-        used = _cpu_seconds(server.pid) - before
-    return Sample(stack, result["ops"], result["seconds"], used)
-
-
-def measure_idle_memory(stack: str, connections: int, certs: str, server_core, client_core) -> float:
-    """Bytes of server RSS per idle established connection."""
-    tls = stack != "tcp"
-    with running_server(stack, "idle", certs, server_core) as (server, port):
-        run_client("echo", port, tls, certs, client_core, ["--seconds", "0.3"])  # warm up
-        before = _rss_bytes(server.pid)
-        command, kwargs = _client("idle", port, tls, certs, client_core,
-                                  ["--connections", str(connections)])
-        client = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, **kwargs)
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:port (as the servers do,
+    with SO_REUSEADDR, so connections in TIME_WAIT do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            if client.stdout.readline().strip() != "HELD":
-                raise RuntimeError(f"idle client failed: {client.stderr.read()[-2000:]}")
-            time.sleep(0.5)
-            after = _rss_bytes(server.pid)
-            client.stdin.write("\n")
-            client.stdin.flush()
-            client.wait(timeout=60)
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Server:
+    """One server process: ``READY <port>`` on start, ``NEGOTIATED`` after a handshake."""
+
+    def __init__(self, run: "Run", stack: str, scenario: str, port: int):
+        self.stack = stack
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.process = _spawn(
+            [sys.executable, "-m", "tlsfast.bench.server", "--stack", stack, "--scenario", scenario,
+             "--certs", run.directory, "--port", str(port), "--cipher", run.cipher, "--group", run.group],
+            run.env, run.server_core, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        self.port = None
+        self.negotiated: dict = {}
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        line = _readline(self.process, timeout)
+        if line.startswith("READY "):
+            self.port = int(line.split()[1])
+            return
+        _reap(self.process)
+        if line.startswith("ERROR "):
+            raise BenchError(f"{self.stack} server: {line[6:].strip()}", 3)
+        self.stderr.seek(0)
+        tail = self.stderr.read().strip().splitlines()[-1:] or ["no output"]
+        raise BenchError(f"{self.stack} server did not start: {tail[0]}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        _reap(self.process)
+        for line in self.process.stdout.read().splitlines():
+            if line.startswith("NEGOTIATED "):
+                self.negotiated = json.loads(line[len("NEGOTIATED "):])
+        self.process.stdout.close()
+        self.stderr.close()
+
+
+# ---------------------------------------------------------------------------
+# one run
+
+@dataclass
+class Settings:
+    scenarios: list[str]
+    stacks: list[str]
+    reps: int = 5
+    seconds: float = 2.0
+    size: int = 64
+    connections: int = 1
+    megabytes: int = 256
+    write_size: int = 64 * 1024
+    resume: bool = True
+    engine_sizes: list[int] = field(default_factory=lambda: [64, 1024, 16384, 65536])
+    engine_seconds: float = 30.0
+    engine_rounds: int = 200
+    idle_connections: int = 1000
+    cipher: str = DEFAULT_CIPHER
+    group: str = DEFAULT_GROUP
+    port: int = 0  # 0: any free port; else stack i listens on port + i
+    server_core: int | None = 0
+    client_core: int | None = 1
+
+
+Progress = Callable[..., None]
+
+
+def _no_progress(event: str, **info) -> None:
+    pass
+
+
+class Run:
+    """One ``tlsfast bench`` run; ``results`` fills as samples arrive, so it
+    holds what was measured so far when the run is interrupted."""
+
+    def __init__(self, settings: Settings, progress: Progress = _no_progress):
+        self.settings = settings
+        self.progress = progress
+        self.results: list[Result] = []
+        self.cipher, self.group = settings.cipher, settings.group
+        self.server_core, self.client_core = settings.server_core, settings.client_core
+        self.directory = ""
+        self.env: dict = {}
+
+    # planning ---------------------------------------------------------------
+    def stacks_for(self, scenario: str) -> list[str]:
+        allowed = ENGINE_STACKS if scenario == "engine" else LOOPBACK_STACKS
+        return [s for s in self.settings.stacks if s in allowed]
+
+    def planned_steps(self) -> int:
+        s = self.settings
+        steps = 0
+        for scenario in s.scenarios:
+            n = len(self.stacks_for(scenario))
+            if scenario == "engine":
+                steps += s.engine_rounds * n * len(s.engine_sizes)
+            elif scenario == "handshake" and s.resume:
+                steps += s.reps * (n + len([x for x in self.stacks_for(scenario) if x != "tcp"]))
+            else:
+                steps += s.reps * n
+        return steps
+
+    # running ----------------------------------------------------------------
+    def run(self) -> list[Result]:
+        with tempfile.TemporaryDirectory(prefix="tlsfast-bench-") as directory:
+            self.directory = directory
+            write_pki(directory)
+            self.env = dict(os.environ, OPENSSL_CONF=write_openssl_conf(directory, self.cipher, self.group))
+            try:
+                for scenario in self.settings.scenarios:
+                    if not self.stacks_for(scenario):
+                        continue
+                    if scenario == "engine":
+                        self._engine()
+                    elif scenario == "idle":
+                        self._idle()
+                    else:
+                        self._loopback(scenario)
+            finally:
+                stop_children()
+        return self.results
+
+    def _result(self, key, scenario, title, unit, cpu_label, params) -> Result:
+        result = Result(key, scenario, title, unit, cpu_label, params)
+        self.results.append(result)
+        return result
+
+    def _start_servers(self, stacks: list[str], server_scenario: str) -> dict[str, Server]:
+        servers = {}
+        try:
+            for index, stack in enumerate(stacks):
+                port = self.settings.port + index if self.settings.port else 0
+                servers[stack] = Server(self, stack, server_scenario, port)
+            for server in servers.values():
+                server.wait_ready()
+        except BaseException:
+            for server in servers.values():
+                server.stop()
+            raise
+        return servers
+
+    def _client(self, scenario: str, server: Server, arguments: list[str]) -> dict:
+        command = [sys.executable, CLIENT, scenario, "--port", str(server.port), *arguments]
+        if server.stack != "tcp":
+            command += ["--tls", "--ca", os.path.join(self.directory, "ca.pem")]
+        process = _spawn(command, self.env, self.client_core, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = process.communicate(timeout=self.settings.seconds * 20 + 120)
         finally:
-            client.kill()
-    return (after - before) / connections
+            _reap(process)
+        if process.returncode:
+            tail = (err.strip().splitlines() or ["no output"])[-1]
+            if "SSLError" in tail:
+                import ssl
 
+                tail += (f" (the load generator uses the system {ssl.OPENSSL_VERSION}: does it support "
+                         f"{self.cipher} and {self.group}?)")
+            raise BenchError(f"{scenario} client against {server.stack} failed: {tail}")
+        return json.loads(out.strip().splitlines()[-1])
 
-SCENARIO_UNITS = {"echo": "message", "bulk": "MiB", "handshake": "handshake"}
+    def _loopback(self, scenario: str) -> None:
+        s = self.settings
+        stacks = self.stacks_for(scenario)
+        if scenario == "bulk":
+            variants = [("bulk", f"bulk: {s.megabytes} MiB per connection, {s.write_size // 1024} KiB writes, "
+                                 f"{s.connections} connection(s)", "MiB",
+                         ["--megabytes", str(s.megabytes), "--write-size", str(s.write_size),
+                          "--connections", str(s.connections)], stacks)]
+            warm = ["--megabytes", str(min(8, s.megabytes)), "--write-size", str(s.write_size)]
+            server_scenario = "sink"
+        elif scenario == "echo":
+            variants = [("echo", f"echo: {s.size} B messages, {s.connections} connection(s), "
+                                 f"{s.seconds:g} s", "message",
+                         ["--size", str(s.size), "--seconds", str(s.seconds),
+                          "--connections", str(s.connections)], stacks)]
+            warm = ["--size", str(s.size), "--seconds", "0.2"]
+            server_scenario = "echo"
+        else:
+            common = ["--seconds", str(s.seconds), "--connections", str(s.connections)]
+            variants = [("handshake", f"full handshakes: {s.connections} connection(s) at a time, "
+                                      f"{s.seconds:g} s", "handshake", common, stacks)]
+            if s.resume:
+                variants.append(("handshake-resumed", f"resumed handshakes (TLS 1.3 tickets): "
+                                 f"{s.connections} connection(s) at a time, {s.seconds:g} s",
+                                 "handshake", common + ["--resume"], [x for x in stacks if x != "tcp"]))
+            warm = ["--seconds", "0.2"]
+            server_scenario = "echo"
+        params = {"reps": s.reps, "seconds": s.seconds, "size": s.size, "connections": s.connections,
+                  "megabytes": s.megabytes, "write_size": s.write_size}
+        results = {key: self._result(key, scenario, title, unit, "server process", params)
+                   for key, title, unit, _, _ in variants}
+        client_scenario = "bulk" if scenario == "bulk" else scenario
+        servers = self._start_servers(stacks, server_scenario)
+        try:
+            for stack in stacks:
+                self.progress("warmup", scenario=scenario, stack=stack)
+                self._client(client_scenario, servers[stack], warm)
+            for rep in range(s.reps):
+                k = rep % len(stacks)
+                for stack in stacks[k:] + stacks[:k]:
+                    for key, _, _, arguments, variant_stacks in variants:
+                        if stack not in variant_stacks:
+                            continue
+                        server = servers[stack]
+                        before = _cpu_seconds(server.pid)
+                        outcome = self._client(client_scenario, server, arguments)
+                        used = _cpu_seconds(server.pid) - before
+                        sample = Sample(stack, outcome["ops"], outcome["seconds"], used, rep,
+                                        outcome.get("resumed") if server.stack != "tcp" else None)
+                        result = results[key]
+                        result.samples.append(sample)
+                        if "negotiated" in outcome:
+                            result.negotiated.setdefault(stack, dict(outcome["negotiated"]))
+                        if "resumed" in outcome and key == "handshake-resumed" \
+                                and outcome["resumed"] < outcome["ops"] - s.connections:
+                            result.notes.append(f"{stack}: only {outcome['resumed']} of {outcome['ops']} "
+                                                f"handshakes were resumed")
+                        self.progress("sample", result=result, sample=sample)
+        finally:
+            for server in servers.values():
+                server.stop()
+            for result in results.values():
+                for stack, negotiated in result.negotiated.items():
+                    server_side = servers[stack].negotiated
+                    if negotiated.get("group", "?").startswith("?") and \
+                            not server_side.get("group", "?").startswith("?"):
+                        negotiated["group"] = server_side["group"] + " (server)"
 
+    def _engine(self) -> None:
+        s = self.settings
+        stacks = self.stacks_for("engine")
+        params = {"rounds": s.engine_rounds, "seconds": s.engine_seconds, "sizes": s.engine_sizes}
+        from tlsfast.bench.engine import total_for
 
-def client_arguments(args) -> tuple[list[str], list[str]]:
-    if args.scenario == "echo":
-        main = ["--seconds", str(args.seconds), "--connections", str(args.connections), "--size", str(args.size)]
-        warm = ["--seconds", "0.3", "--connections", str(args.connections), "--size", str(args.size)]
-    elif args.scenario == "bulk":
-        main = ["--megabytes", str(args.megabytes), "--connections", str(args.connections),
-                "--write-size", str(args.write_size)]
-        warm = ["--megabytes", "8", "--connections", "1", "--write-size", str(args.write_size)]
-    else:
-        main = ["--seconds", str(args.seconds), "--connections", str(args.connections)]
-        warm = ["--seconds", "0.3", "--connections", str(args.connections)]
-    return main, warm
+        results = {}
+        for size in s.engine_sizes:
+            label = f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
+            results[size] = self._result(
+                f"engine-{size}", "engine",
+                f"engine (in memory, no sockets): {label} writes, {total_for(size) // 1024} KiB per round",
+                "MiB", "the one benchmark thread (client + server)", dict(params, write_size=size))
+        command = [sys.executable, "-m", "tlsfast.bench.engine", "--certs", self.directory,
+                   "--sizes", ",".join(map(str, s.engine_sizes)), "--contenders", ",".join(stacks),
+                   "--rounds", str(s.engine_rounds), "--seconds", str(s.engine_seconds),
+                   "--cipher", self.cipher, "--group", self.group]
+        stderr = tempfile.TemporaryFile(mode="w+")
+        process = _spawn(command, self.env, self.server_core, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            for line in process.stdout:
+                record = json.loads(line)
+                if record["type"] == "negotiated":
+                    negotiated = {k: record[k] for k in ("cipher", "group", "version") if k in record}
+                    results[record["write_size"]].negotiated[record["contender"]] = negotiated
+                elif record["type"] == "sample":
+                    sample = Sample(record["contender"], record["bytes"] / (1 << 20), record["wall_seconds"],
+                                    record["cpu_seconds"], record["round"])
+                    result = results[record["write_size"]]
+                    result.samples.append(sample)
+                    self.progress("sample", result=result, sample=sample)
+                elif record["type"] == "done":
+                    self.progress("engine-done", rounds=record["rounds"],
+                                  skipped=(s.engine_rounds - record["rounds"]) * len(stacks) * len(s.engine_sizes))
+            process.wait()
+            if process.returncode:
+                stderr.seek(0)
+                tail = (stderr.read().strip().splitlines() or ["no output"])[-1]
+                raise BenchError(f"engine benchmark failed: {tail}")
+        finally:
+            _reap(process)
+            stderr.close()
 
-
-def run(args) -> Result:
-    stacks = args.stacks.split(",")
-    params = {k: v for k, v in vars(args).items() if k not in ("stacks", "json")}
-    with tempfile.TemporaryDirectory() as certs:
-        write_pki(certs)
-        if args.scenario == "idle":
-            result = Result("idle", params, "byte per connection")
-            for rep in range(args.reps):
-                for stack in stacks[rep % len(stacks):] + stacks[:rep % len(stacks)]:
-                    per_connection = measure_idle_memory(stack, args.connections, certs,
-                                                         args.server_core, args.client_core)
-                    result.samples.append(Sample(stack, 1, 1.0, per_connection / 1e6))
-            return result
-        result = Result(args.scenario, params, SCENARIO_UNITS[args.scenario])
-        main, warm = client_arguments(args)
-        for rep in range(args.reps):
-            # rotate the order each repetition so no stack always goes first
-            for stack in stacks[rep % len(stacks):] + stacks[:rep % len(stacks)]:
-                sample = measure(stack, args.scenario, main, warm, certs, args.server_core, args.client_core)
+    def _idle(self) -> None:
+        s = self.settings
+        stacks = self.stacks_for("idle")
+        result = self._result("idle", "idle", f"memory per idle connection ({s.idle_connections} connections)",
+                              "KiB per connection", "server process RSS", {"connections": s.idle_connections})
+        for rep in range(s.reps):
+            k = rep % len(stacks)
+            for stack in stacks[k:] + stacks[:k]:
+                servers = self._start_servers([stack], "idle")
+                server = servers[stack]
+                try:
+                    self._client("echo", server, ["--seconds", "0.2"])
+                    before = _rss_bytes(server.pid)
+                    command = [sys.executable, CLIENT, "idle", "--port", str(server.port),
+                               "--connections", str(s.idle_connections)]
+                    if stack != "tcp":
+                        command += ["--tls", "--ca", os.path.join(self.directory, "ca.pem")]
+                    client = _spawn(command, self.env, self.client_core, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                    try:
+                        if _readline(client, 120).strip() != "HELD":
+                            raise BenchError(f"idle client against {stack} failed")
+                        time.sleep(0.5)
+                        after = _rss_bytes(server.pid)
+                    finally:
+                        _reap(client)
+                finally:
+                    server.stop()
+                # ops = connections, "cpu" = KiB: cpu_us_per_op / 1e6 is KiB per connection
+                sample = Sample(stack, s.idle_connections, 1.0, (after - before) / 1024 / 1e6, rep)
                 result.samples.append(sample)
-                if args.progress:
-                    print(f"  rep {rep + 1} {stack:8s} {sample.cpu_us_per_op:9.1f} us CPU/{result.unit}"
-                          f"  {sample.rate:10.1f} {result.unit}/s", file=sys.stderr, flush=True)
-    return result
-
-
-def table(result: Result, baseline: str = "twisted", floor: str = "tcp") -> str:
-    unit = result.unit
-    lines = [f"| stack | server CPU µs/{unit} (median) | min–max | {unit}/s (median) | CPU vs {baseline} | CPU vs {floor} |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    summary = result.summary()
-    for stack, row in summary.items():
-        cpu = row["cpu_us_per_op_median"]
-        base = summary.get(baseline, {}).get("cpu_us_per_op_median")
-        low = summary.get(floor, {}).get("cpu_us_per_op_median")
-        if result.scenario == "idle":
-            lines.append(f"| {stack} | {cpu:.0f} B/conn | {row['cpu_us_per_op_min']:.0f}–{row['cpu_us_per_op_max']:.0f} | – "
-                         f"| {cpu / base if base else float('nan'):.2f} | – |")
-            continue
-        lines.append(
-            f"| {stack} | {cpu:.1f} | {row['cpu_us_per_op_min']:.1f}–{row['cpu_us_per_op_max']:.1f} "
-            f"| {row['rate_median']:.1f} | {cpu / base if base else float('nan'):.2f} "
-            f"| {cpu / low if low else float('nan'):.2f} |")
-    return "\n".join(lines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=["echo", "bulk", "handshake", "idle"])
-    parser.add_argument("--stacks", default="tcp,twisted,tlsfast")
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--connections", type=int, default=1)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--megabytes", type=int, default=512)
-    parser.add_argument("--write-size", type=int, default=64 * 1024)
-    parser.add_argument("--server-core", type=int, default=0)
-    parser.add_argument("--client-core", type=int, default=1)
-    parser.add_argument("--json")
-    parser.add_argument("--quiet", dest="progress", action="store_false")
-    return parser
+                self.progress("sample", result=result, sample=sample)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.scenario == "idle" and args.connections == 1:
-        args.connections = 1000
-    result = run(args)
-    print(table(result))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"scenario": result.scenario, "params": result.params, "unit": result.unit,
-                       "summary": result.summary(), "samples": [asdict(s) for s in result.samples]}, f, indent=2)
-    return 0
+    from tlsfast.cli import main as cli_main
+
+    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -1,88 +1,144 @@
 """
 Benchmark servers, one process each: ``python -m tlsfast.bench.server
---stack STACK --scenario SCENARIO --certs DIR``.  Prints ``READY <port>``
-on stdout once listening, then serves until killed.
+--stack STACK --scenario SCENARIO --certs DIR [--port N]``.  Prints
+``READY <port>`` on stdout once listening (or ``ERROR <reason>`` and exits 3),
+then serves until killed.  TLS stacks print ``NEGOTIATED <json>`` once, after
+the first handshake.
 
 Stacks: ``tcp`` (Twisted, no TLS: the ceiling), ``twisted`` (stock Twisted
 TLS), ``tlsfast`` (the same code after tlsfast.twisted.install()),
 ``asyncio`` (asyncio + stdlib ssl), ``uvloop`` (uvloop + stdlib ssl).
 Scenarios: ``echo`` (echo everything back), ``sink`` (count bytes; answer
 b"K" per completed block, see client.BULK_BLOCK), ``idle`` (hold connections).
+
+Twisted servers enable session tickets and the session cache
+(``enableSessionTickets``, ``enableSessions``) so that resumed handshakes can
+be measured; stdlib ``ssl`` servers issue tickets by default.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
-BULK_BLOCK = 1 << 20  # the sink acknowledges each MiB, so the client knows it arrived
+from tlsfast.bench.client import BULK_BLOCK
+STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop")
 
 
-def _twisted_server(stack: str, scenario: str, certs: str) -> None:
-    if stack == "tlsfast":
+def _ready(port: int) -> None:
+    print(f"READY {port}", flush=True)
+
+
+def _fail(reason: str) -> None:
+    print(f"ERROR {reason}", flush=True)
+    raise SystemExit(3)
+
+
+def _twisted_server(args) -> None:
+    if args.stack == "tlsfast":
         import tlsfast.twisted
 
         if not tlsfast.twisted.install():
-            raise SystemExit("tlsfast acceleration is not available: " + "; ".join(
-                __import__("tlsfast").backend_info().problems))
+            import tlsfast
+
+            _fail("tlsfast acceleration is not available: " + "; ".join(tlsfast.backend_info().problems))
     from twisted.internet import epollreactor
 
     epollreactor.install()
-    from twisted.internet import protocol, reactor, ssl
+    from twisted.internet import error, protocol, reactor, ssl
+
+    reported = []
+
+    def report(transport) -> None:
+        if reported or args.stack == "tcp":
+            return
+        reported.append(True)
+        from tlsfast.bench.tlsconfig import describe_pyopenssl
+
+        try:
+            negotiated = describe_pyopenssl(transport.getHandle())
+        except Exception as e:  # a transport without a pyOpenSSL Connection handle
+            negotiated = {"error": repr(e)}
+        print("NEGOTIATED " + json.dumps(negotiated), flush=True)
 
     class Echo(protocol.Protocol):
         def connectionMade(self):
-            self.transport.setTcpNoDelay(True) if hasattr(self.transport, "setTcpNoDelay") else None
+            if hasattr(self.transport, "setTcpNoDelay"):
+                self.transport.setTcpNoDelay(True)
 
         def dataReceived(self, data):
+            report(self.transport)
             self.transport.write(data)
 
     class Sink(protocol.Protocol):
         received = 0
 
         def dataReceived(self, data):
+            report(self.transport)
             before = self.received // BULK_BLOCK
             self.received += len(data)
             acks = self.received // BULK_BLOCK - before
             if acks:
                 self.transport.write(b"K" * acks)
 
-    class Idle(protocol.Protocol):
-        def dataReceived(self, data):
-            self.transport.write(data)
+    factory = protocol.Factory.forProtocol({"echo": Echo, "sink": Sink, "idle": Echo}[args.scenario])
+    try:
+        if args.stack == "tcp":
+            port = reactor.listenTCP(args.port, factory, backlog=1024, interface="127.0.0.1")
+        else:
+            from tlsfast.bench.tlsconfig import ConfigError, pin_context
 
-    factory = protocol.Factory.forProtocol({"echo": Echo, "sink": Sink, "idle": Idle}[scenario])
-    if stack == "tcp":
-        port = reactor.listenTCP(0, factory, backlog=1024, interface="127.0.0.1")
-    else:
-        with open(os.path.join(certs, "server.pem"), "rb") as f:
-            chain = f.read()
-        with open(os.path.join(certs, "server.key"), "rb") as f:
-            key = f.read()
-        certificate = ssl.PrivateCertificate.loadPEM(key + chain)
-        options = certificate.options()
-        port = reactor.listenSSL(0, factory, options, backlog=1024, interface="127.0.0.1")
-    print(f"READY {port.getHost().port}", flush=True)
+            with open(os.path.join(args.certs, "server.pem"), "rb") as f:
+                chain = f.read()
+            with open(os.path.join(args.certs, "server.key"), "rb") as f:
+                key = f.read()
+            certificate = ssl.PrivateCertificate.loadPEM(key + chain)
+            options = ssl.CertificateOptions(
+                privateKey=certificate.privateKey.original, certificate=certificate.original,
+                enableSessions=True, enableSessionTickets=True)
+            try:
+                pin_context(options.getContext(), args.cipher, args.group)  # the context is cached
+            except ConfigError as e:
+                _fail(str(e))
+            port = reactor.listenSSL(args.port, factory, options, backlog=1024, interface="127.0.0.1")
+    except error.CannotListenError as e:
+        _fail(f"cannot listen on 127.0.0.1:{args.port}: {e.socketError}")
+    _ready(port.getHost().port)
     reactor.run()
 
 
-def _asyncio_server(stack: str, scenario: str, certs: str) -> None:
+def _asyncio_server(args) -> None:
     import asyncio
     import ssl
 
-    if stack == "uvloop":
-        import uvloop
-
+    if args.stack == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            _fail("uvloop is not installed")
         uvloop.install()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(os.path.join(certs, "server.pem"), os.path.join(certs, "server.key"))
+    context.load_cert_chain(os.path.join(args.certs, "server.pem"), os.path.join(args.certs, "server.key"))
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+
+    reported = []
+
+    def report(transport) -> None:
+        if not reported:
+            reported.append(True)
+            from tlsfast.bench.client import describe_stdlib
+
+            print("NEGOTIATED " + json.dumps(describe_stdlib(transport.get_extra_info("ssl_object"))),
+                  flush=True)
 
     class Echo(asyncio.Protocol):
         def connection_made(self, transport):
             self.transport = transport
 
         def data_received(self, data):
+            report(self.transport)
             self.transport.write(data)
 
     class Sink(asyncio.Protocol):
@@ -92,33 +148,42 @@ def _asyncio_server(stack: str, scenario: str, certs: str) -> None:
             self.transport = transport
 
         def data_received(self, data):
+            report(self.transport)
             before = self.received // BULK_BLOCK
             self.received += len(data)
             acks = self.received // BULK_BLOCK - before
             if acks:
                 self.transport.write(b"K" * acks)
 
-    protocol_class = Sink if scenario == "sink" else Echo
+    protocol_class = Sink if args.scenario == "sink" else Echo
 
     async def main():
-        server = await asyncio.get_running_loop().create_server(
-            protocol_class, "127.0.0.1", 0, ssl=context, backlog=1024)
-        print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
+        try:
+            server = await asyncio.get_running_loop().create_server(
+                protocol_class, "127.0.0.1", args.port, ssl=context, backlog=1024)
+        except OSError as e:
+            _fail(f"cannot listen on 127.0.0.1:{args.port}: {e.strerror or e}")
+        _ready(server.sockets[0].getsockname()[1])
         await server.serve_forever()
 
     asyncio.run(main())
 
 
 def main(argv: list[str] | None = None) -> None:
+    from tlsfast.bench.tlsconfig import DEFAULT_CIPHER, DEFAULT_GROUP
+
     parser = argparse.ArgumentParser()
-    parser.add_argument("--stack", required=True, choices=["tcp", "twisted", "tlsfast", "asyncio", "uvloop"])
+    parser.add_argument("--stack", required=True, choices=STACKS)
     parser.add_argument("--scenario", required=True, choices=["echo", "sink", "idle"])
     parser.add_argument("--certs", required=True)
+    parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument("--cipher", default=DEFAULT_CIPHER)
+    parser.add_argument("--group", default=DEFAULT_GROUP)
     args = parser.parse_args(argv)
     if args.stack in ("asyncio", "uvloop"):
-        _asyncio_server(args.stack, args.scenario, args.certs)
+        _asyncio_server(args)
     else:
-        _twisted_server(args.stack, args.scenario, args.certs)
+        _twisted_server(args)
 
 
 if __name__ == "__main__":
