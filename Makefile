@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tlsfast-installed
 
-.PHONY: bench bench-report test test-engine test-twisted asan fuzz clean
+.PHONY: bench bench-engine bench-report bench-loopback docs test test-twisted asan fuzz clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard _ext/*.pyx _ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
@@ -15,16 +15,30 @@ $(STAMP): pyproject.toml setup.py $(wildcard _ext/*.pyx _ext/*.pxd)
 	$(PY) -m tlsfast info --strict
 	touch $@
 
-## main job: side-by-side engine benchmark (tlsfast vs pyOpenSSL vs stdlib vs C),
-## one group per write size (benchmark.group), plus TLSEngine(conn) binding cost.
-## OPENSSL_CONF pins the TLS 1.3 suite/group for stdlib ssl (docs/benchmarks.md).
+## main job: tlsfast bench --quick -- bulk, echo, full/resumed handshakes over
+## loopback and the in-memory engine; tlsfast vs stock Twisted vs asyncio vs
+## plain TCP vs the C reference loop (about 1 minute)
 bench: $(STAMP)
+	$(PY) -m tlsfast bench --quick --json bench-quick.json --plot bench-quick.png
+
+## in-memory engine benchmarks (pytest-benchmark), one group per write size,
+## plus TLSEngine(conn) binding cost.  OPENSSL_CONF pins the TLS 1.3 suite and
+## group for stdlib ssl (docs/benchmarks.md).
+bench-engine: $(STAMP)
 	OPENSSL_CONF=$(CURDIR)/bench/openssl.cnf $(PY) -m pytest bench -q -p no:randomly \
 		--benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name
 
-## interleaved rounds -> the markdown table in docs/benchmarks.md (~1 min)
+## interleaved rounds -> the engine table in docs/benchmarks.md (~1 min)
 bench-report: $(STAMP)
 	$(PY) bench/report.py --overhead
+
+## the Twisted drop-in targets over loopback (~10 min) -> docs/benchmarks.md
+bench-loopback: $(STAMP)
+	bash bench/loopback.sh
+
+## the documentation site (also built, warning-free, by tests/test_docs.py)
+docs: $(STAMP)
+	$(PY) -m sphinx -W -b html docs docs/_build/html
 
 ## the whole test suite
 test: $(STAMP)
@@ -35,6 +49,10 @@ test: $(STAMP)
 ## engine tests under AddressSanitizer (separate build in .venv-asan)
 asan:
 	bash tools/asan.sh
+
+## the Twisted glue: our tests and Twisted's own suites, stock vs tlsfast
+test-twisted: $(STAMP)
+	$(PY) -m pytest -q tests/twisted tests/test_twisted_suite.py
 
 ## longer fuzzing run (documented in docs/testing.md)
 fuzz: $(STAMP)
