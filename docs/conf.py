@@ -1,0 +1,33 @@
+"""Sphinx configuration for the tlsfast documentation.
+
+Build: ``sphinx-build -W -b html docs docs/_build/html`` (warnings are errors;
+tests/test_docs.py does exactly this).  Pages are MyST markdown (myst-parser);
+the API reference is autodoc of the installed package.
+"""
+
+import tlsfast
+
+project = "tlsfast"
+author = "the tlsfast authors"
+copyright = "2026, the tlsfast authors"
+version = release = tlsfast.__version__
+
+extensions = ["myst_parser", "sphinx.ext.autodoc"]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+# Not pages of their own: docs/examples/ and docs/howto_examples/ hold
+# runnable programs (twisted.md includes docs/examples/README.md); images/
+# holds the output of a `tlsfast bench --quick` run (bench-cli.md includes its
+# markdown tables); _build is the output.
+exclude_patterns = ["_build", "examples", "howto_examples", "images", "Thumbs.db", ".DS_Store"]
+
+myst_enable_extensions = ["colon_fence"]
+myst_heading_anchors = 3
+
+autodoc_member_order = "bysource"
+# Twisted-facing classes document themselves in Twisted's epytext dialect
+# (@param ...); autodoc shows it as text, which is fine for a reference.
+
+html_theme = "alabaster"
+html_static_path = []
+html_title = f"tlsfast {release}"

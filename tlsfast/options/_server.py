@@ -1,0 +1,252 @@
+"""
+L{ServerOptions}: a server's TLS configuration, checked when built, usable
+by Twisted (C{IOpenSSLServerConnectionCreator}) and by L{tlsfast.TLSEngine}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from cryptography.hazmat.primitives import hashes
+from OpenSSL import SSL, crypto
+from zope.interface import implementer
+
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+
+from tlsfast.options._errors import ConfigurationError
+from tlsfast.options._monitor import Monitor
+from tlsfast.options._policy import (
+    DEFAULT_MINIMUM_VERSION,
+    Policy,
+    checkProtocols,
+    loadDHParameters,
+    probeServer,
+)
+from tlsfast.options._sources import loadCertificates, loadIdentity
+
+_CLIENT_CERTIFICATE_MODES = {
+    "none": SSL.VERIFY_NONE,
+    "optional": SSL.VERIFY_PEER,
+    "required": SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
+}
+
+
+class _SansIOProtocol:
+    """
+    Stands in for the Twisted TLS protocol as a Connection's app data when
+    the caller drives the Connection itself (L{tlsfast.TLSEngine}): Twisted's
+    verification callbacks call C{failVerification} on it.
+    """
+
+    def __init__(self):
+        self.verificationFailure = None
+
+    def failVerification(self, reason):
+        self.verificationFailure = reason
+
+
+def _verifyLocations(context, caFile=None, caPath=None, caCertificates=None):
+    """Load trusted CAs (file, directory, certificates) into C{context}."""
+    if caFile is not None or caPath is not None:
+        for what, value, test in (("CA file", caFile, os.path.isfile),
+                                  ("CA directory", caPath, os.path.isdir)):
+            if value is not None and not test(os.fspath(value)):
+                raise ConfigurationError(f"{what} {os.fspath(value)!r} does not exist")
+        if caFile is not None:
+            loadCertificates(caFile, "CA file")  # fail now if it holds no certificate
+        try:
+            context.load_verify_locations(
+                None if caFile is None else os.fspath(caFile),
+                None if caPath is None else os.fspath(caPath))
+        except SSL.Error as e:
+            raise ConfigurationError(f"cannot load CA file/directory: {e}") from e
+    certificates = loadCertificates(list(caCertificates), "CA certificate") if caCertificates else []
+    store = context.get_cert_store()
+    for certificate in certificates:
+        store.add_cert(crypto.X509.from_cryptography(certificate))
+    return certificates
+
+
+def _hostPattern(name: str) -> str:
+    name = name.strip().lower().rstrip(".")
+    if "*" in name and not (name.startswith("*.") and "*" not in name[2:]):
+        raise ConfigurationError(f"server name {name!r}: only a leading '*.' wildcard is supported")
+    return name
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerOptions:
+    """
+    TLS server options with secure defaults (TLS 1.2 minimum, OpenSSL's
+    default ciphers and groups -- the hybrid post-quantum X25519MLKEM768
+    first -- session tickets and cache on).
+
+    @param certificate: the server certificate (and optionally its chain and
+        key): a PEM path or bytes, a C{cryptography} certificate or a list
+        of them (leaf first), or a Twisted C{PrivateCertificate}.
+    @param privateKey: its key (path, PEM bytes, C{cryptography} key), unless
+        it is in C{certificate}.
+    @param chain: extra chain certificates sent after the leaf.
+    @param password: for an encrypted key.
+    @param clientCertificate: C{"none"} (default), C{"optional"} or
+        C{"required"}.
+    @param caFile / caPath / caCertificates: the CAs client certificates
+        must chain to (needed unless C{clientCertificate} is C{"none"}).
+    @param acceptableProtocols: ALPN names (bytes) in preference order.
+        Without them, clients offering ALPN are accepted without ALPN; with
+        them, a client offering none of them fails the handshake.
+    @param serverNames: SNI map, server name (C{"*.example.com"} wildcards
+        allowed) to a certificate source, or to a C{(certificate, key)}
+        pair; names not in it get C{certificate}.
+    @param minimumVersion / maximumVersion: C{"1.2"} / C{"1.3"}.
+    @param ciphers: TLS 1.2 OpenSSL cipher string.
+    @param tls13Ciphers: TLS 1.3 suites, C{"TLS_AES_128_GCM_SHA256:..."}.
+    @param groups: key-exchange groups, C{"X25519MLKEM768:X25519"}.
+    @param dhParameters: PEM path or bytes of DH parameters (TLS 1.2 DHE).
+    @param sessionTickets: issue session tickets (stateless resumption).
+    @param sessionCache: keep the server-side session cache.
+    @param keyLogFile: path for NSS-format secrets; L{None} honours
+        C{SSLKEYLOGFILE}; L{False} never logs.
+    @param handshakeTimeout / closeTimeout: seconds, or L{None} for none.
+    @param countRecords: count ciphertext bytes and records per connection
+        (a Python call per record: off by default).
+    @param reactor: an C{IReactorTime} for the timeouts (default: the global
+        reactor, imported only when a timeout is set).
+    """
+
+    def __init__(self, certificate, privateKey=None, *, chain=(), password=None,
+                 clientCertificate="none", caFile=None, caPath=None, caCertificates=None,
+                 acceptableProtocols=None, serverNames=None,
+                 minimumVersion=DEFAULT_MINIMUM_VERSION, maximumVersion=None,
+                 ciphers=None, tls13Ciphers=None, groups=None, dhParameters=None,
+                 sessionTickets=True, sessionCache=True, keyLogFile=None,
+                 handshakeTimeout=None, closeTimeout=None, countRecords=False,
+                 reactor=None):
+        self.identity = loadIdentity(certificate, privateKey, chain, password,
+                                     what="server certificate")
+        if clientCertificate not in _CLIENT_CERTIFICATE_MODES:
+            raise ConfigurationError(
+                f"clientCertificate must be one of {sorted(_CLIENT_CERTIFICATE_MODES)}, "
+                f"not {clientCertificate!r}")
+        if clientCertificate != "none" and not (caFile or caPath or caCertificates):
+            raise ConfigurationError(
+                f"clientCertificate={clientCertificate!r} needs caFile, caPath or caCertificates")
+        self.clientCertificate = clientCertificate
+        self.acceptableProtocols = checkProtocols(acceptableProtocols)
+        self.policy = Policy(minimumVersion, maximumVersion, ciphers, tls13Ciphers, groups, keyLogFile)
+        self._trust = dict(caFile=caFile, caPath=caPath, caCertificates=caCertificates)
+        self._dhParameters = dhParameters
+        self._sessionTickets = sessionTickets
+        self._sessionCache = sessionCache
+        self.monitor = Monitor("server", handshakeTimeout, closeTimeout, reactor, countRecords)
+
+        probeServer(self.policy, self.identity)
+        self._context = self._makeContext(self.identity)
+        self._serverNames = {}
+        self._wildcards = {}
+        for name, source in (serverNames or {}).items():
+            if isinstance(source, tuple) and len(source) == 2:
+                identity = loadIdentity(source[0], source[1], what=f"certificate for {name!r}")
+            else:
+                identity = loadIdentity(source, what=f"certificate for {name!r}")
+            pattern = _hostPattern(name)
+            probeServer(self.policy, identity)
+            context = self._makeContext(identity)
+            if pattern.startswith("*."):
+                self._wildcards[pattern[2:]] = context
+            else:
+                self._serverNames[pattern] = context
+        if self._serverNames or self._wildcards:
+            for context in self._allContexts():
+                context.set_tlsext_servername_callback(self._selectServerName)
+
+    def _allContexts(self):
+        return [self._context, *self._serverNames.values(), *self._wildcards.values()]
+
+    def _makeContext(self, identity) -> SSL.Context:
+        context = SSL.Context(SSL.TLS_METHOD)
+        context.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
+        self.policy.apply(context)
+        identity.useIn(context)
+        if self.clientCertificate != "none":
+            certificates = _verifyLocations(context, **self._trust)
+            context.set_verify(_CLIENT_CERTIFICATE_MODES[self.clientCertificate],
+                               lambda connection, x509, errno, depth, ok: bool(ok))
+            for certificate in certificates:
+                context.add_client_ca(certificate)
+        if self._dhParameters is not None:
+            loadDHParameters(context, self._dhParameters)
+        if not self._sessionTickets:
+            context.set_options(SSL.OP_NO_TICKET)
+        context.set_session_cache_mode(
+            SSL.SESS_CACHE_SERVER if self._sessionCache else SSL.SESS_CACHE_OFF)
+        # A session-id context is required to resume when clients are
+        # verified; derive it from what a session vouches for, so a session
+        # made under one identity/trust is not resumed under another.
+        digest = hashlib.sha256(self.identity.fingerprint())
+        digest.update(self.clientCertificate.encode())
+        for c in _verifyLocationsFingerprint(self._trust):
+            digest.update(c)
+        context.set_session_id(digest.digest()[:32])
+        context.set_alpn_select_callback(self._selectProtocol)
+        self.monitor.install(context)
+        return context
+
+    # -- callbacks --------------------------------------------------------------
+
+    def _selectProtocol(self, connection, offered):
+        if not self.acceptableProtocols:
+            # Nothing configured: go on without ALPN (stock Twisted fails here).
+            return SSL.NO_OVERLAPPING_PROTOCOLS
+        for protocol in self.acceptableProtocols:
+            if protocol in offered:
+                return protocol
+        return b""  # configured, nothing in common: the handshake fails
+
+    def _selectServerName(self, connection):
+        name = connection.get_servername()
+        if not name:
+            return
+        name = name.decode("ascii", "replace").lower().rstrip(".")
+        context = self._serverNames.get(name)
+        if context is None and "." in name:
+            context = self._wildcards.get(name.split(".", 1)[1])
+        if context is not None:
+            connection.set_context(context)
+
+    # -- connection creation ------------------------------------------------------
+
+    def getContext(self) -> SSL.Context:
+        """The default pyOpenSSL Context (as Twisted's context factories)."""
+        return self._context
+
+    def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
+        """
+        A server-side L{SSL.Connection} for Twisted's TLS protocol
+        C{tlsProtocol} (C{IOpenSSLServerConnectionCreator}).
+        """
+        connection = SSL.Connection(self._context, None)
+        connection.set_app_data(tlsProtocol)
+        self.monitor.track(connection, tlsProtocol)
+        return connection
+
+    def newConnection(self) -> SSL.Connection:
+        """
+        A server-side Connection in accept state, on memory BIOs, for
+        L{tlsfast.TLSEngine} (sans-IO use; no timeouts).
+        """
+        connection = SSL.Connection(self._context, None)
+        connection.set_app_data(_SansIOProtocol())
+        connection.set_accept_state()
+        self.monitor.track(connection)
+        return connection
+
+
+def _verifyLocationsFingerprint(trust):
+    for key in ("caFile", "caPath"):
+        if trust.get(key) is not None:
+            yield os.path.abspath(os.fspath(trust[key])).encode()
+    if trust.get("caCertificates"):
+        for c in loadCertificates(list(trust["caCertificates"])):
+            yield c.fingerprint(hashes.SHA256())
