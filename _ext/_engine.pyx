@@ -181,6 +181,9 @@ cdef class TLSEngine:
     cdef BIO* _wbio                 # ciphertext from OpenSSL for the peer
     cdef bint _handshake_done
     cdef bint _eof                  # the transport reported end of file
+    # Byte counters (free to keep in C; read by tlsfast.options.connectionInfo)
+    cdef readonly unsigned long long ciphertext_received, ciphertext_sent
+    cdef readonly unsigned long long plaintext_received, plaintext_sent
     cdef object _deferred_error     # raised by the next receive()
     cdef list _unsent               # plaintext waiting for the handshake (None:
                                     # none; made on demand to keep idle
@@ -358,6 +361,7 @@ cdef class TLSEngine:
                 raise MemoryError("BIO_write into the memory BIO failed")
             data += written
             length -= written
+            self.ciphertext_received += written
         return 0
 
     cdef object _read_plaintext(self):
@@ -397,6 +401,7 @@ cdef class TLSEngine:
                 break
             if total == 0:
                 return _EMPTY
+            self.plaintext_received += total
             _finish_bytes(&raw, capacity, total)
             return <object>raw
         finally:
@@ -465,6 +470,7 @@ cdef class TLSEngine:
             if rc > 0:
                 data += rc
                 length -= rc
+                self.plaintext_sent += rc
                 continue
             error = self._translate_error(rc)
             if error is None:
@@ -485,6 +491,7 @@ cdef class TLSEngine:
             if rc <= 0:
                 break
             total += rc
+        self.ciphertext_sent += total
         return total
 
     cdef object _send_large(self, const char* data, Py_ssize_t length):

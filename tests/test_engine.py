@@ -201,3 +201,20 @@ def test_engine_keeps_connection_alive():
     del eng
     gc.collect()
     assert ref() is None
+
+
+def test_byte_counters():
+    client, server = _engine_client(), _engine_server()
+    _handshake(client, server)
+    handshake_in = server.engine.ciphertext_received
+    handshake_out = server.engine.ciphertext_sent
+    assert handshake_in > 0 and handshake_out > 0
+    assert server.engine.plaintext_received == server.engine.plaintext_sent == 0
+    ciphertext = client.send(b"x" * 40_000)
+    assert server.receive(ciphertext) == b"x" * 40_000
+    assert server.engine.plaintext_received == 40_000
+    assert server.engine.ciphertext_received == handshake_in + len(ciphertext)
+    assert client.engine.plaintext_sent == 40_000
+    reply = server.engine.send(b"y" * 100)
+    assert server.engine.plaintext_sent == 100
+    assert server.engine.ciphertext_sent == handshake_out + len(reply)

@@ -274,6 +274,9 @@ def _bench(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt  # SIGTERM: stop like Ctrl-C, children included
 
     signal.signal(signal.SIGTERM, terminate)
+    # Ctrl-C must work even when started with SIGINT ignored (a shell's
+    # background job, nohup): Python then keeps SIG_IGN.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run = Run(settings)
     progress = _Progress(run.planned_steps(), args.quiet)
     run.progress = progress

@@ -97,6 +97,16 @@ class OptionsMixin(LoopbackMixin):
             self.assertEqual(info.serverName, "example.com")
             self.assertFalse(info.resumed)
             self.assertGreaterEqual(info.handshakeDuration, 0)
+            if self.tlsfastInstalled:
+                # the engine's byte counters: "hello" each way
+                self.assertEqual(info.plaintextBytesReceived, 5)
+                self.assertEqual(info.plaintextBytesSent, 5)
+                # one 5-byte record (+22 B) each way at least, plus handshake
+                self.assertGreater(info.ciphertextBytesReceived, 27)
+                self.assertGreater(info.ciphertextBytesSent, 27)
+            else:
+                self.assertIsNone(info.plaintextBytesReceived)
+                self.assertIsNone(info.plaintextBytesSent)
         client.transport.loseConnection()
         await defer.gatherResults([client.lost, serverProtocol.lost])
 

@@ -31,10 +31,15 @@ class ConnectionInfo:
     """
     What one TLS connection negotiated and carried.
 
-    Filled in when the handshake completes.  The ciphertext counters are
-    L{None} unless the options were made with C{countRecords=True}; the
-    plaintext counters are always L{None} here: only the record path (the
-    Twisted glue or the engine's caller) sees plaintext lengths.
+    Filled in when the handshake completes.  Byte counters: when the
+    connection runs on the tlsfast engine and C{connectionInfo} is given the
+    Twisted transport, plaintext and ciphertext bytes each way come from the
+    engine's counters (read at call time, while connected).  Otherwise the
+    ciphertext counters (and the record counters, always) need
+    C{countRecords=True}, and the plaintext ones stay L{None}: only the record
+    path sees plaintext lengths.  Sans-IO users read C{TLSEngine}'s
+    C{plaintext_received}, C{plaintext_sent}, C{ciphertext_received} and
+    C{ciphertext_sent} directly.
     """
 
     side: str  # "client" or "server"
@@ -75,7 +80,32 @@ def connectionInfo(connectionOrTransport) -> ConnectionInfo | None:
             connection = getHandle()
     if not isinstance(connection, SSL.Connection):
         return None
-    return _infos.get(connection)
+    info = _infos.get(connection)
+    if info is not None:
+        _countFromEngine(info, _engineOf(connectionOrTransport))
+    return info
+
+
+def _engineOf(transport):
+    """
+    The tlsfast engine behind a Twisted TLS transport: the TLS protocol itself
+    (C{listenSSL}, endpoints) or, after C{startTLS}, the TCP transport's
+    C{protocol}.  L{None} for stock Twisted or a bare Connection.
+    """
+    engine = getattr(transport, "_engine", None)
+    if engine is None:
+        engine = getattr(getattr(transport, "protocol", None), "_engine", None)
+    return engine
+
+
+def _countFromEngine(info: ConnectionInfo, engine) -> None:
+    """Byte counts kept by the engine (in C, at no cost) while it is bound."""
+    if engine is None:
+        return
+    info.plaintextBytesReceived = engine.plaintext_received
+    info.plaintextBytesSent = engine.plaintext_sent
+    info.ciphertextBytesReceived = engine.ciphertext_received
+    info.ciphertextBytesSent = engine.ciphertext_sent
 
 
 def _text(value) -> str | None:
