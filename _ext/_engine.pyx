@@ -181,6 +181,8 @@ cdef class TLSEngine:
     cdef BIO* _wbio                 # ciphertext from OpenSSL for the peer
     cdef bint _handshake_done
     cdef bint _eof                  # the transport reported end of file
+    cdef bint _drained              # the last read left nothing decrypted inside
+                                    # OpenSSL (a sizing hint: saves an SSL_pending)
     # Byte counters (free to keep in C; read by tlsfast.options.connectionInfo)
     cdef readonly unsigned long long ciphertext_received, ciphertext_sent
     cdef readonly unsigned long long plaintext_received, plaintext_sent
@@ -289,6 +291,7 @@ cdef class TLSEngine:
     cdef bint _handshake(self) except -1:
         if self._handshake_done:
             return True
+        self._drained = False
         cdef int rc = F.SSL_do_handshake(self._ssl)
         # Exactly pyOpenSSL's do_handshake: _raise_ssl_error runs even on
         # success, to surface exceptions stored by verify/ALPN callbacks.
@@ -368,7 +371,11 @@ cdef class TLSEngine:
         # Plaintext is never longer than the ciphertext it came from, so the
         # rbio's contents plus what OpenSSL already decrypted bound the result.
         # One extra byte lets SSL_read report EOF/errors when both are empty.
-        cdef Py_ssize_t capacity = _mem_pending(self._rbio) + F.SSL_pending(self._ssl) + 1
+        # (Only a bound for the first allocation: the loop grows the result if
+        # OpenSSL holds more, so a stale _drained costs a resize, not data.)
+        cdef Py_ssize_t capacity = _mem_pending(self._rbio) + 1
+        if not self._drained:
+            capacity += F.SSL_pending(self._ssl)
         cdef Py_ssize_t total = 0
         cdef int rc, want, status
         cdef PyObject* raw = _new_bytes(NULL, capacity)
@@ -387,11 +394,14 @@ cdef class TLSEngine:
                         # want-read.  (Read-ahead, which could hide records
                         # inside OpenSSL, cannot be enabled through this
                         # binding: it exposes no SSL_CTX_set_read_ahead.)
+                        self._drained = True
                         break
                     continue
                 status = F.SSL_get_error(self._ssl, rc)
                 if status == SSL_ERROR_WANT_READ:
+                    self._drained = True
                     break
+                self._drained = False
                 error = self._translate_error(rc)
                 if error is None:
                     break
