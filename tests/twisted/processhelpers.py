@@ -91,17 +91,22 @@ class Background:
     """
 
     def __init__(self, addCleanup, argv, env=None):
-        self.outputFile = tempfile.TemporaryFile()
-        addCleanup(self.outputFile.close)
-        self.process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=self.outputFile,
-            stderr=subprocess.STDOUT, env=env,
-        )
+        fd, self.outputPath = tempfile.mkstemp(prefix="tlsfast-child-")
+        os.close(fd)
+        addCleanup(lambda: os.unlink(self.outputPath))
+        # The child gets its own O_APPEND file description: sharing ours would
+        # share the file offset, and our reads (seek, read) would race its
+        # writes and overwrite output.
+        with open(self.outputPath, "ab") as sink:
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=sink,
+                stderr=subprocess.STDOUT, env=env,
+            )
         addCleanup(self.kill)
 
     def output(self) -> str:
-        self.outputFile.seek(0)
-        return self.outputFile.read().decode("utf-8", "replace")
+        with open(self.outputPath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
 
     def _search(self, pattern, deadline):
         """The match of C{pattern} in the output so far, or None; raises if
