@@ -1,4 +1,4 @@
-"""The ``tlsfast`` command line: ``tlsfast info``, ``tlsfast bench``."""
+"""The ``tlsfast`` command line: ``tlsfast info``, ``tlsfast bench``, ``tlsfast proxy``."""
 
 from __future__ import annotations
 
@@ -326,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="exit 1 when acceleration is not active")
     info.set_defaults(run=_info)
     _add_bench(commands)
+    from tlsfast.proxy import addParser as _add_proxy
+
+    _add_proxy(commands)
     args = parser.parse_args(argv)
     args.argv = argv[1:]
     try:

@@ -1,0 +1,187 @@
+"""
+Listener configuration: from command-line flags or a TOML file, checked
+before the reactor starts, so a mistake is one line and a non-zero exit
+rather than a failure at the first connection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+
+MODES = ("terminate", "originate", "reencrypt")
+
+# TLS towards clients (the listener) / towards the backend, per mode.
+TLS_FRONT = {"terminate": True, "originate": False, "reencrypt": True}
+TLS_BACK = {"terminate": False, "originate": True, "reencrypt": True}
+
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_MAX_CONNECTIONS = 10_000
+DEFAULT_DRAIN_TIMEOUT = 10.0
+
+
+class ProxyConfigError(ValueError):
+    """A configuration mistake; the message says what and where."""
+
+
+def parseAddress(text: str, what: str) -> tuple[str, int]:
+    """
+    C{HOST:PORT} (C{[v6]:PORT} for IPv6) to C{(host, port)}.  Port 0 is only
+    meaningful for a listener (any free port).
+    """
+    host, sep, port = str(text).rpartition(":")
+    if not sep or not host:
+        raise ProxyConfigError(f"{what} {text!r}: expected HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        number = int(port)
+    except ValueError:
+        raise ProxyConfigError(f"{what} {text!r}: port {port!r} is not a number") from None
+    if not 0 <= number <= 65535:
+        raise ProxyConfigError(f"{what} {text!r}: port {number} is out of range")
+    return host, number
+
+
+@dataclass
+class ListenerConfig:
+    """One listener: where it listens, where it forwards, and how."""
+
+    listen: str
+    backend: str
+    mode: str = "terminate"
+    name: str = ""
+    cert: str | None = None
+    key: str | None = None
+    backend_ca: str | None = None
+    backend_name: str | None = None
+    alpn: list[str] = field(default_factory=list)
+    routes: dict[str, str] = field(default_factory=dict)  # SNI name or "*.suffix" -> backend HOST:PORT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+
+    def backendFor(self, serverName: str | None) -> tuple[str, int]:
+        """The backend for a client's SNI: an exact route, a wildcard one, or the default."""
+        if serverName and self.routeAddresses:
+            name = serverName.lower().rstrip(".")
+            if name in self.routeAddresses:
+                return self.routeAddresses[name]
+            _, dot, parent = name.partition(".")
+            if dot and "*." + parent in self.routeAddresses:
+                return self.routeAddresses["*." + parent]
+        return self.backendAddress
+
+    def check(self) -> None:
+        """Raise L{ProxyConfigError} naming the first problem found."""
+        where = f"listener {self.name}" if self.name else "listener"
+        if self.mode not in MODES:
+            raise ProxyConfigError(f"{where}: mode {self.mode!r} is not one of {', '.join(MODES)}")
+        self.listenAddress = parseAddress(self.listen, f"{where}: listen address")
+        self.backendAddress = parseAddress(self.backend, f"{where}: backend address")
+        if self.backendAddress[1] == 0:
+            raise ProxyConfigError(f"{where}: backend port must not be 0")
+        if TLS_FRONT[self.mode]:
+            if not self.cert:
+                raise ProxyConfigError(f"{where}: mode {self.mode} needs a certificate (--cert)")
+        elif self.cert or self.key:
+            raise ProxyConfigError(f"{where}: mode {self.mode} does not use --cert/--key (no TLS towards clients)")
+        if TLS_BACK[self.mode]:
+            if not self.backend_name:
+                host = self.backendAddress[0]
+                try:
+                    ipaddress.ip_address(host)
+                except ValueError:
+                    self.backend_name = host
+                else:
+                    raise ProxyConfigError(
+                        f"{where}: mode {self.mode} verifies the backend: give --backend-name "
+                        f"(the name its certificate is for; the address {host} is not used as one)")
+        elif self.backend_ca or self.backend_name:
+            raise ProxyConfigError(f"{where}: mode {self.mode} does not use --backend-ca/--backend-name "
+                                   "(no TLS towards the backend)")
+        for name in ("cert", "key", "backend_ca"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise ProxyConfigError(f"{where}: {name.replace('_', '-')} file {path!r} does not exist")
+        self.routeAddresses = {}
+        if self.routes and not TLS_FRONT[self.mode]:
+            raise ProxyConfigError(f"{where}: SNI routes need TLS from clients (mode terminate or reencrypt)")
+        for pattern, address in self.routes.items():
+            name = pattern.strip().lower().rstrip(".")
+            if not name or "*" in name[2:] or ("*" in name and not name.startswith("*.")):
+                raise ProxyConfigError(f"{where}: route {pattern!r}: a server name, or '*.' and a domain")
+            self.routeAddresses[name] = parseAddress(address, f"{where}: route {pattern!r}")
+        if isinstance(self.alpn, str):
+            self.alpn = [p for p in self.alpn.split(",") if p]
+        if self.max_connections < 1:
+            raise ProxyConfigError(f"{where}: max-connections must be at least 1")
+        for name in ("handshake_timeout", "idle_timeout"):
+            if not getattr(self, name) > 0:
+                raise ProxyConfigError(f"{where}: {name.replace('_', '-')} must be positive")
+
+
+@dataclass
+class ProxyConfig:
+    """All listeners of one proxy process."""
+
+    listeners: list[ListenerConfig]
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+
+    def check(self) -> None:
+        if not self.listeners:
+            raise ProxyConfigError("no listener configured")
+        if not self.drain_timeout >= 0:
+            raise ProxyConfigError("drain-timeout must not be negative")
+        names = set()
+        for index, listener in enumerate(self.listeners):
+            listener.name = listener.name or f"l{index}"
+            if listener.name in names:
+                raise ProxyConfigError(f"listener name {listener.name!r} is used twice")
+            names.add(listener.name)
+            listener.check()
+
+
+_LISTENER_KEYS = {f.name for f in fields(ListenerConfig)}
+
+
+def loadToml(path: str) -> ProxyConfig:
+    """
+    Read a TOML file::
+
+        drain_timeout = 10          # optional
+        [[listener]]
+        name = "web"                # optional
+        listen = "127.0.0.1:8443"
+        backend = "127.0.0.1:8080"
+        mode = "terminate"
+        cert = "server.crt"
+        key = "server.key"
+    """
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except OSError as e:
+        raise ProxyConfigError(f"cannot read config file {path!r}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ProxyConfigError(f"config file {path!r}: {e}") from None
+    unknown = set(document) - {"listener", "drain_timeout"}
+    if unknown:
+        raise ProxyConfigError(f"config file {path!r}: unknown key(s) {', '.join(sorted(unknown))}")
+    tables = document.get("listener", [])
+    if not isinstance(tables, list):
+        raise ProxyConfigError(f"config file {path!r}: use [[listener]] tables")
+    listeners = []
+    for index, table in enumerate(tables):
+        unknown = set(table) - _LISTENER_KEYS
+        if unknown:
+            raise ProxyConfigError(f"config file {path!r}: listener {index}: unknown key(s) "
+                                   f"{', '.join(sorted(unknown))}")
+        for required in ("listen", "backend"):
+            if required not in table:
+                raise ProxyConfigError(f"config file {path!r}: listener {index}: {required!r} is missing")
+        listeners.append(ListenerConfig(**table))
+    return ProxyConfig(listeners, document.get("drain_timeout", DEFAULT_DRAIN_TIMEOUT))

@@ -1,0 +1,196 @@
+"""
+``tlsfast proxy``: the command line, startup checks, and the process
+lifecycle (listen, serve, drain on SIGTERM/SIGINT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from tlsfast.proxy._config import (DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+                                   DEFAULT_MAX_CONNECTIONS, MODES, ListenerConfig, ProxyConfig,
+                                   ProxyConfigError, loadToml)
+from tlsfast.proxy._log import Logger
+
+DESCRIPTION = """\
+A TLS terminating / originating proxy on Twisted and tlsfast.
+
+modes: terminate  TLS from clients, plain TCP to the backend
+       originate  plain TCP from clients, verified TLS to the backend
+       reencrypt  TLS from clients, verified TLS to the backend
+
+One listener from the flags, or several from --config FILE.toml (see
+docs/proxy.md).  Log lines (logfmt) go to stderr; each names its listener
+and connection (conn=N).  SIGTERM or SIGINT: stop accepting, let open
+connections finish for up to --drain-timeout seconds, then close them.
+
+exit status: 0 stopped by a signal, 2 bad configuration, 3 cannot listen.
+"""
+
+EXIT_CONFIG, EXIT_LISTEN = 2, 3
+
+
+def addParser(commands) -> None:
+    """Add the C{proxy} subcommand to an argparse subparsers object."""
+    proxy = commands.add_parser("proxy", help="TLS terminating/originating proxy",
+                                description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    proxy.add_argument("--config", metavar="FILE.toml", help="listeners from a TOML file (instead of the flags)")
+    proxy.add_argument("--listen", metavar="HOST:PORT", help="address to accept clients on (port 0: any)")
+    proxy.add_argument("--backend", metavar="HOST:PORT", help="address to relay to")
+    proxy.add_argument("--mode", choices=MODES, default="terminate", help="default: terminate")
+    proxy.add_argument("--cert", metavar="PEM", help="server certificate (chain; may hold the key too)")
+    proxy.add_argument("--key", metavar="PEM", help="server private key")
+    proxy.add_argument("--backend-ca", metavar="PEM",
+                       help="CAs the backend's certificate must chain to (default: the platform's)")
+    proxy.add_argument("--backend-name", metavar="NAME",
+                       help="name the backend's certificate must be valid for (default: the backend host)")
+    proxy.add_argument("--alpn", metavar="LIST", default="",
+                       help="comma-separated ALPN protocols to offer (reencrypt: the backend is offered "
+                            "what the client chose)")
+    proxy.add_argument("--route", metavar="NAME=HOST:PORT", action="append", default=[],
+                       help="SNI routing: clients asking for NAME (or '*.domain') go to HOST:PORT; "
+                            "others to --backend (repeatable)")
+    proxy.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                       help=f"stop accepting while this many are open (default {DEFAULT_MAX_CONNECTIONS})")
+    proxy.add_argument("--handshake-timeout", type=float, default=DEFAULT_HANDSHAKE_TIMEOUT,
+                       help=f"seconds for a TLS handshake or backend connect (default {DEFAULT_HANDSHAKE_TIMEOUT:g})")
+    proxy.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
+                       help=f"close a connection idle this long, seconds (default {DEFAULT_IDLE_TIMEOUT:g})")
+    proxy.add_argument("--drain-timeout", type=float, default=None,
+                       help=f"on SIGTERM, seconds to let connections finish (default {DEFAULT_DRAIN_TIMEOUT:g})")
+    proxy.set_defaults(run=run)
+
+
+def configFromArgs(args: argparse.Namespace) -> ProxyConfig:
+    """The checked configuration, from --config or from the flags."""
+    if args.config:
+        given = [flag for flag in ("listen", "backend", "cert", "key", "backend_ca", "backend_name")
+                 if getattr(args, flag)]
+        if args.route:
+            given.append("route")
+        if given:
+            raise ProxyConfigError(f"--config cannot be combined with --{given[0].replace('_', '-')}")
+        config = loadToml(args.config)
+    else:
+        if not args.listen or not args.backend:
+            raise ProxyConfigError("give --listen HOST:PORT and --backend HOST:PORT (or --config FILE)")
+        routes = {}
+        for route in args.route:
+            name, sep, address = route.partition("=")
+            if not sep or not name or not address:
+                raise ProxyConfigError(f"--route {route!r}: expected NAME=HOST:PORT")
+            routes[name] = address
+        config = ProxyConfig([ListenerConfig(
+            listen=args.listen, backend=args.backend, mode=args.mode, cert=args.cert, key=args.key,
+            backend_ca=args.backend_ca, backend_name=args.backend_name, alpn=args.alpn, routes=routes,
+            max_connections=args.max_connections, handshake_timeout=args.handshake_timeout,
+            idle_timeout=args.idle_timeout)])
+    if args.drain_timeout is not None:
+        config.drain_timeout = args.drain_timeout
+    config.check()
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    log = Logger()
+    try:
+        config = configFromArgs(args)
+    except ProxyConfigError as e:
+        print(f"tlsfast proxy: error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    return serve(config, log)
+
+
+def serve(config: ProxyConfig, log: Logger, reactor=None) -> int:
+    """Build every listener (TLS options checked), listen, run until a signal."""
+    import tlsfast.twisted
+    from tlsfast.options import ConfigurationError
+
+    with warnings.catch_warnings(record=True):  # said in the log instead
+        warnings.simplefilter("always", tlsfast.twisted.TLSFastUnavailableWarning)
+        accelerated = tlsfast.twisted.install()
+    if reactor is None:
+        from twisted.internet import reactor
+    from twisted.internet.error import CannotListenError
+
+    from tlsfast.proxy._relay import Listener
+
+    listeners = []
+    for listenerConfig in config.listeners:
+        try:
+            listeners.append(Listener(listenerConfig, reactor, log))
+        except ConfigurationError as e:
+            print(f"tlsfast proxy: error: listener {listenerConfig.name}: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+    for listener in listeners:
+        host, port = listener.config.listenAddress
+        try:
+            listener.port = reactor.listenTCP(port, listener.wrapped(), backlog=1024, interface=host)
+        except CannotListenError as e:
+            for other in listeners:
+                if other.port is not None:
+                    other.port.stopListening()
+            why = e.socketError.strerror if getattr(e.socketError, "strerror", None) else e.socketError
+            print(f"tlsfast proxy: error: listener {listener.config.name}: cannot listen on "
+                  f"{listener.config.listen}: {why}", file=sys.stderr)
+            return EXIT_LISTEN
+        address = listener.port.getHost()
+        log("info", "listening", listener=listener.config.name, mode=listener.config.mode,
+            address=f"{address.host}:{address.port}", backend=listener.config.backend,
+            accelerated=accelerated)
+
+    if not accelerated:  # logged once the configuration is known to be good
+        log("warn", "not_accelerated", reason="; ".join(tlsfast.backend_info().problems) or "disabled",
+            note="stock Twisted TLS in use")
+    drainer = _Drainer(listeners, reactor, log, config.drain_timeout)
+    reactor.addSystemEventTrigger("before", "shutdown", drainer.drain)
+    reactor.run()  # Twisted installs SIGINT/SIGTERM handlers that stop it
+    log("info", "stopped", aborted=drainer.aborted)
+    return 0
+
+
+class _Drainer:
+    """On shutdown: stop accepting, wait for open connections, then cut them."""
+
+    def __init__(self, listeners, reactor, log, timeout):
+        self.listeners = listeners
+        self.reactor = reactor
+        self.log = log
+        self.timeout = timeout
+        self.aborted = 0
+
+    def _open(self):
+        return [c for listener in self.listeners for c in listener.connections]
+
+    def drain(self):
+        from twisted.internet import defer
+
+        for listener in self.listeners:
+            listener.stopping = True
+            if listener.port is not None:
+                listener.port.stopListening()
+        self.log("info", "draining", connections=len(self._open()), timeout=self.timeout)
+        done = defer.Deferred()
+        deadline = self.reactor.seconds() + self.timeout
+
+        def check():
+            remaining = self._open()
+            if not remaining:
+                done.callback(None)
+            elif self.reactor.seconds() >= deadline:
+                self.aborted = len(remaining)
+                self.log("warn", "drain_timeout", aborting=len(remaining))
+                for connection in remaining:
+                    connection.reason = "shutdown"
+                    connection.transport.abortConnection()
+                    if connection.peer is not None:
+                        connection.peer.transport.abortConnection()
+                self.reactor.callLater(0, done.callback, None)
+            else:
+                self.reactor.callLater(min(0.05, max(deadline - self.reactor.seconds(), 0)), check)
+
+        check()
+        return done

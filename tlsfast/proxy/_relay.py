@@ -1,0 +1,360 @@
+"""
+The data path: a client connection (L{Frontend}) relayed to one backend
+connection (L{Backend}), plaintext in the middle.
+
+Theory of operation
+===================
+
+    accept --(TLS front: handshake done)--> connect backend --(TLS back:
+    handshake done)--> relaying --(either side lost)--> closing --> closed
+
+- The backend is dialled only once the client's TLS handshake is complete
+  (a client that sends garbage, or never finishes, never costs a backend
+  connection).  While the backend is being reached, the client's transport
+  is paused; bytes already received wait in C{pending}.
+- Flow control: each protocol is registered as the streaming producer of
+  the I{other} side's transport.  When a transport's write buffer fills,
+  Twisted pauses its producer, which pauses reading on the side that feeds
+  it; so a slow reader slows the writer down instead of the proxy
+  buffering without bound.
+- Close: when either side is lost, the other is unregistered as producer
+  (Twisted's TLS waits for that before it sends close_notify) and closed
+  with C{loseConnection}, which flushes what is buffered first.  Producer
+  C{stopProducing} is deliberately a no-op: Twisted calls it when a
+  transport dies, and closing the peer there would skip the TLS
+  close_notify.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from zope.interface import implementer
+
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHandshakeListener, IPushProducer
+from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.python.failure import Failure
+
+from tlsfast.options import ClientOptions, ServerOptions, connectionInfo
+
+_connectionIds = itertools.count(1)
+
+
+def _setNoDelay(transport) -> None:
+    """TCP_NODELAY on the socket under C{transport} (a TLS wrapper or TCP)."""
+    # Without it a request/response through a relay stalls ~40 ms (Nagle +
+    # delayed ACK), see DESIGN.md.
+    while transport is not None and not hasattr(transport, "setTcpNoDelay"):
+        transport = getattr(transport, "transport", None)
+    if transport is not None:
+        try:
+            transport.setTcpNoDelay(True)
+        except OSError:
+            pass
+
+
+def _reasonText(reason) -> str:
+    if isinstance(reason, Failure):
+        reason = reason.value
+    text = str(reason).strip() or type(reason).__name__
+    return " ".join(text.split())[:300]
+
+
+def _hostPort(address) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _address(address) -> str:
+    return _hostPort((getattr(address, "host", "?"), getattr(address, "port", 0)))
+
+
+@implementer(IPushProducer)
+class _Side(Protocol):
+    """What both sides share: byte counts, and being the other's producer."""
+
+    peer: "_Side | None" = None
+    closed = False
+
+    def __init__(self):
+        self.bytesIn = 0
+
+    # IPushProducer, for the other side's transport.
+    def pauseProducing(self):
+        if not self.closed:
+            self.transport.pauseProducing()
+
+    def resumeProducing(self):
+        if not self.closed:
+            self.transport.resumeProducing()
+
+    def stopProducing(self):
+        pass  # see the module docstring: closing is connectionLost's job
+
+    def _wire(self, other: "_Side") -> None:
+        self.peer, other.peer = other, self
+        self.transport.registerProducer(other, True)
+        other.transport.registerProducer(self, True)
+
+    def _closePeer(self) -> None:
+        peer = self.peer
+        if peer is not None and not peer.closed:
+            peer.transport.unregisterProducer()  # a no-op when none is registered
+            peer.transport.loseConnection()
+
+
+class Frontend(_Side):
+    """A client connection: dials the backend and relays to it."""
+
+    def __init__(self, listener: "Listener"):
+        super().__init__()
+        self.listener = listener
+        self.id = next(_connectionIds)
+        self.pending: list[bytes] | None = []
+        self.backendConnector = None
+        self.backendAddress = listener.config.backendAddress
+        self.idleTimer = None
+        self.lastActivity = 0.0
+        self.reason = None  # why we closed, if we did
+
+    def log(self, level, event, **fields):
+        self.listener.log(level, event, listener=self.listener.config.name, conn=self.id, **fields)
+
+    def connectionMade(self):
+        _setNoDelay(self.transport)
+        self.listener.connectionOpened(self)
+        self.log("info", "accept", client=_address(self.transport.getPeer()))
+        self.lastActivity = self.listener.reactor.seconds()
+        self.idleTimer = self.listener.reactor.callLater(self.listener.config.idle_timeout, self._idleCheck)
+        if not self.listener.tlsFront:
+            self._dialBackend()
+
+    def _dialBackend(self):
+        # Reading resumes once the backend is ready (backendReady).
+        self.transport.pauseProducing()
+        self.backendConnector = self.listener.connectBackend(self)
+
+    def dataReceived(self, data):
+        self.bytesIn += len(data)
+        self.lastActivity = self.listener.reactor.seconds()
+        if self.pending is not None:
+            self.pending.append(data)
+        else:
+            self.peer.transport.write(data)
+
+    def backendReady(self, backend: "Backend") -> None:
+        if self.closed:
+            backend.transport.loseConnection()
+            return
+        backend.frontend = self
+        pending, self.pending = self.pending, None
+        if pending:
+            backend.transport.write(b"".join(pending))
+        self._wire(backend)
+        info = connectionInfo(backend.transport) if self.listener.tlsBack else None
+        self.log("info", "backend_ready", backend=_hostPort(self.backendAddress),
+                 tls_version=info.version if info else None, alpn=info.alpn if info else None)
+        self.transport.resumeProducing()
+
+    def backendFailed(self, reason) -> None:
+        """The backend could not be reached (or its TLS handshake failed)."""
+        if self.closed or self.reason is not None:  # we gave up on it ourselves
+            return
+        self.reason = "backend_failed"
+        self.log("warn", "backend_failed", backend=_hostPort(self.backendAddress), error=_reasonText(reason))
+        self.transport.loseConnection()
+
+    def _idleCheck(self):
+        self.idleTimer = None
+        now = self.listener.reactor.seconds()
+        last = max(self.lastActivity, self.peer.lastActivity if self.peer else 0.0)
+        remaining = last + self.listener.config.idle_timeout - now
+        if remaining > 0:
+            self.idleTimer = self.listener.reactor.callLater(remaining, self._idleCheck)
+            return
+        self.reason = "idle_timeout"
+        self.log("info", "idle_timeout", seconds=self.listener.config.idle_timeout)
+        self.shutdown()
+
+    def shutdown(self):
+        """Close both sides (flushing first)."""
+        if self.peer is not None:
+            self.peer.transport.unregisterProducer()
+            self.transport.unregisterProducer()
+            self.peer.transport.loseConnection()
+        elif self.backendConnector is not None:
+            self.backendConnector.disconnect()
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        self.closed = True
+        if self.idleTimer is not None and self.idleTimer.active():
+            self.idleTimer.cancel()
+        self.idleTimer = None
+        if self.peer is None and self.backendConnector is not None and self.reason is None:
+            self.backendConnector.disconnect()  # still dialling: give up
+        self._closePeer()
+        self.listener.connectionClosed(self)
+        if self.reason is None and self.listener.tlsFront and self.pending is not None and self.backendConnector is None:
+            self.reason = "handshake_failed"  # the backend is only dialled after the handshake
+        self.log("info", "close", by=self.reason or "client",
+                 error=_closeError(reason),
+                 bytes_from_client=self.bytesIn,
+                 bytes_from_backend=self.peer.bytesIn if self.peer else 0)
+
+
+def _closeError(reason) -> str | None:
+    if reason.check(ConnectionDone):
+        return None
+    return _reasonText(reason)
+
+
+class Backend(_Side):
+    """The connection to the backend, owned by one L{Frontend}."""
+
+    def __init__(self, frontend: Frontend, tls: bool):
+        super().__init__()
+        self.frontend = frontend
+        self.tls = tls
+        self.isReady = False
+        self.lastActivity = 0.0
+
+    def connectionMade(self):
+        _setNoDelay(self.transport)
+        if not self.tls:
+            self._ready()
+
+    def _ready(self):
+        self.isReady = True
+        self.lastActivity = self.frontend.listener.reactor.seconds()
+        self.frontend.backendReady(self)
+
+    def dataReceived(self, data):
+        self.bytesIn += len(data)
+        self.lastActivity = self.frontend.listener.reactor.seconds()
+        self.peer.transport.write(data)
+
+    def connectionLost(self, reason):
+        self.closed = True
+        if not self.isReady:
+            self.frontend.backendFailed(reason)
+            return
+        if self.frontend.reason is None and not self.frontend.closed:
+            self.frontend.reason = "backend"
+        self._closePeer()
+
+
+@implementer(IHandshakeListener)
+class TLSBackend(Backend):
+    """A backend reached over TLS: ready once its certificate is verified."""
+
+    def handshakeCompleted(self):
+        self._ready()
+
+
+@implementer(IHandshakeListener)
+class TLSFrontend(Frontend):
+    """A client over TLS: the backend is dialled after the handshake."""
+
+    def handshakeCompleted(self):
+        info = connectionInfo(self.transport)
+        self.log("info", "handshake", tls_version=info.version, cipher=info.cipher,
+                 sni=info.serverName, alpn=info.alpn, resumed=info.resumed)
+        self._dialBackend()
+
+
+class _BackendFactory(ClientFactory):
+    def __init__(self, frontend: Frontend, tls: bool):
+        self.frontend = frontend
+        self.tls = tls
+
+    def buildProtocol(self, addr):
+        protocol = (TLSBackend if self.tls else Backend)(self.frontend, self.tls)
+        protocol.factory = self
+        return protocol
+
+    def clientConnectionFailed(self, connector, reason):
+        self.frontend.backendFailed(reason)
+
+
+class Listener(Factory):
+    """
+    One listening address: builds L{Frontend}s, dials backends, counts
+    connections and pauses accepting at C{max_connections}.
+    """
+
+    def __init__(self, config, reactor, log):
+        from tlsfast.proxy._config import TLS_BACK, TLS_FRONT
+
+        self.config = config
+        self.reactor = reactor
+        self.log = log
+        self.tlsFront = TLS_FRONT[config.mode]
+        self.tlsBack = TLS_BACK[config.mode]
+        self.connections: set[Frontend] = set()
+        self.port = None
+        self.acceptPaused = False
+        self.stopping = False
+        alpn = [p.encode() for p in config.alpn] or None
+        self.serverOptions = None
+        if self.tlsFront:
+            self.serverOptions = ServerOptions(
+                config.cert, config.key, acceptableProtocols=alpn,
+                handshakeTimeout=config.handshake_timeout, reactor=reactor)
+        self._clientOptions: dict = {}
+        if self.tlsBack:
+            self._clientOptionsFor(None if config.mode == "reencrypt" else alpn)  # checked now
+
+    def _clientOptionsFor(self, alpn):
+        # One ClientOptions (one Context, one session cache) per ALPN offer:
+        # in reencrypt mode the backend is offered what the client chose.
+        key = tuple(alpn) if alpn else ()
+        options = self._clientOptions.get(key)
+        if options is None:
+            options = self._clientOptions[key] = ClientOptions(
+                self.config.backend_name, caFile=self.config.backend_ca,
+                trustRoot="platform", acceptableProtocols=list(key) or None,
+                handshakeTimeout=self.config.handshake_timeout, reactor=self.reactor)
+        return options
+
+    def buildProtocol(self, addr):
+        protocol = (TLSFrontend if self.tlsFront else Frontend)(self)
+        protocol.factory = self
+        return protocol
+
+    def wrapped(self):
+        """The factory to listen with: this one, under TLS when the mode says so."""
+        if not self.tlsFront:
+            return self
+        from twisted.protocols import tls  # after tlsfast.twisted.install(): the engine's
+
+        return tls.TLSMemoryBIOFactory(self.serverOptions, False, self)
+
+    def connectBackend(self, frontend: Frontend):
+        serverName = connectionInfo(frontend.transport).serverName if self.tlsFront else None
+        host, port = frontend.backendAddress = self.config.backendFor(serverName)
+        factory = _BackendFactory(frontend, self.tlsBack)
+        if self.tlsBack:
+            from twisted.protocols import tls
+
+            if self.config.mode == "reencrypt":
+                negotiated = connectionInfo(frontend.transport).alpn
+                alpn = [negotiated.encode() if isinstance(negotiated, str) else negotiated] if negotiated else None
+            else:
+                alpn = [p.encode() for p in self.config.alpn] or None
+            factory = tls.TLSMemoryBIOFactory(self._clientOptionsFor(alpn), True, factory)
+        return self.reactor.connectTCP(host, port, factory, timeout=self.config.handshake_timeout)
+
+    def connectionOpened(self, frontend: Frontend) -> None:
+        self.connections.add(frontend)
+        if len(self.connections) >= self.config.max_connections and not self.acceptPaused and self.port:
+            self.acceptPaused = True
+            self.port.stopReading()  # the kernel's backlog queues the rest
+            self.log("warn", "max_connections", listener=self.config.name, limit=self.config.max_connections)
+
+    def connectionClosed(self, frontend: Frontend) -> None:
+        self.connections.discard(frontend)
+        if self.acceptPaused and not self.stopping and len(self.connections) < self.config.max_connections:
+            self.acceptPaused = False
+            self.port.startReading()
