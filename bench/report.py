@@ -27,11 +27,8 @@ transfer code is bench/transfer.py, shared with the pytest-benchmark suite.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import random
-import resource
 import statistics
 import sys
 import time
@@ -69,64 +66,32 @@ def _reexec_with_openssl_conf() -> None:
 # ---------------------------------------------------------------------------
 # interleaved measurement
 
-def _build(T, sizes, contenders, rng, verify):
-    """Fresh connection pairs for every (contender, size), with random-sized
-    allocations in between so that buffer placement differs from build to
-    build (see "memory layout" in docs/benchmarks.md).  Returns the
-    transfers and the padding, which must stay alive as long as they do."""
-    transfers, padding = {}, []
-    keys = [(name, size) for size in sizes for name in contenders]
-    rng.shuffle(keys)
-    for name, size in keys:
-        padding.append(bytearray(rng.randrange(64, 96 * 1024)))
-        t = T.make(name, size)
-        if verify:
-            t.verify()  # warm-up + content check
-        else:
-            t.check(t.run())  # warm-up
-        transfers[name, size] = t
-    return transfers, padding
-
-
 def measure(sizes, contenders, rounds, seconds, rebuild_every=5, seed=None):
+    """The interleaved rounds of tlsfast.bench.engine.measure (the loop behind
+    ``tlsfast bench engine``) on this suite's contenders: fresh connection
+    pairs every ``rebuild_every`` rounds with random-sized allocations in
+    between (see "memory layout" in docs/benchmarks.md), garbage collection
+    between rounds, and a byte-for-byte check before and after."""
     from bench import transfer as T
+    from tlsfast.bench import engine
 
-    rng = random.Random(seed)
-    transfers, padding = _build(T, sizes, contenders, rng, verify=True)
-    samples = {key: [] for key in transfers}  # (cpu_s, wall_s, minor faults)
-    start = time.monotonic()
-    done = 0
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        while done < rounds and (seconds is None or time.monotonic() - start < seconds):
-            if rebuild_every and done and done % rebuild_every == 0:
-                transfers = padding = None
-                gc.collect()
-                transfers, padding = _build(T, sizes, contenders, rng, verify=False)
-            for size in sizes:
-                k = (done + sizes.index(size)) % len(contenders)
-                for name in contenders[k:] + contenders[:k]:
-                    t = transfers[name, size]
-                    f0 = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
-                    c0 = time.thread_time_ns()
-                    w0 = time.perf_counter_ns()
-                    result = t.run()
-                    w1 = time.perf_counter_ns()
-                    c1 = time.thread_time_ns()
-                    f1 = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
-                    t.check(result)
-                    samples[name, size].append(((c1 - c0) / 1e9, (w1 - w0) / 1e9, f1 - f0))
-            done += 1
-            gc.collect()
-    finally:
-        if gc_was:
-            gc.enable()
-    for t in transfers.values():
-        t.verify()
-    info = {key: t.info for key, t in transfers.items()}
+    samples = {(name, size): [] for size in sizes for name in contenders}  # (cpu_s, wall_s, minor faults)
+    info, done = {}, {}
+
+    def collect(record):
+        kind = record.pop("type")
+        key = (record.pop("contender", None), record.pop("write_size", None))
+        if kind == "negotiated":
+            info[key] = record
+        elif kind == "sample":
+            samples[key].append((record["cpu_seconds"], record["wall_seconds"], record["minor_faults"]))
+        else:
+            done.update(record)
+
+    engine.measure(T.pki(), sizes, contenders, rounds, seconds, rebuild_every, emit=collect,
+                   seed=seed, make=T.make, collect_each_round=True, verify_at_end=True)
     totals = {size: T.TOTALS[size] for size in sizes}
-    return samples, totals, info, done, time.monotonic() - start
+    return samples, totals, info, done["rounds"], done["seconds"]
 
 
 def summarise(samples, totals, sizes, contenders):
@@ -344,8 +309,6 @@ def main(argv=None):
         sys.path.insert(0, ROOT)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-
-    from bench import transfer as T
 
     sizes = [int(s) for s in args.sizes.split(",")]
     contenders = list(LABELS)

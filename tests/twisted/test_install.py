@@ -353,7 +353,6 @@ class EntryPointsMixin:
         from twisted.web.client import (
             Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, readBody)
         from twisted.web.resource import Resource
-        from twisted.web.server import Site
         from twisted.web.static import Data
 
         from twisted.internet.ssl import trustRootFromCertificates

@@ -34,6 +34,7 @@ import gc
 import json
 import os
 import random
+import resource
 import ssl
 import sys
 import time
@@ -316,9 +317,19 @@ def _emit(record: dict) -> None:
 
 
 def measure(pki: Pki, sizes: list[int], contenders: list[str], rounds: int, seconds: float | None,
-            rebuild_every: int = 5, emit=_emit) -> None:
-    """Interleaved rounds; ``emit`` gets one dict per sample."""
-    rng = random.Random()
+            rebuild_every: int = 5, emit=_emit, *, seed: int | None = None, make=None,
+            collect_each_round: bool = False, verify_at_end: bool = False) -> None:
+    """
+    Interleaved rounds; ``emit`` gets one dict per sample.  ``make(name,
+    size)`` builds a transfer (default: this module's classes by name);
+    ``collect_each_round`` runs the garbage collector between rounds, outside
+    the timing; ``verify_at_end`` compares the bytes once more after the last
+    round.  (bench/report.py uses all three.)
+    """
+    rng = random.Random(seed)
+    if make is None:
+        def make(name, size):
+            return TRANSFERS[name](pki, size)
 
     def build(verify: bool):
         """Fresh connection pairs for every (contender, size), made in a random
@@ -331,7 +342,7 @@ def measure(pki: Pki, sizes: list[int], contenders: list[str], rounds: int, seco
         rng.shuffle(keys)
         for name, size in keys:
             padding.append(bytearray(rng.randrange(64, 96 * 1024)))
-            transfer = TRANSFERS[name](pki, size)
+            transfer = make(name, size)
             transfer.verify() if verify else transfer.check(transfer.run())  # also a warm-up
             transfers[name, size] = transfer
         return transfers, padding
@@ -353,16 +364,24 @@ def measure(pki: Pki, sizes: list[int], contenders: list[str], rounds: int, seco
                 k = (done + index) % len(contenders)
                 for name in contenders[k:] + contenders[:k]:
                     transfer = transfers[name, size]
+                    faults0 = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
                     cpu0, wall0 = time.thread_time(), time.perf_counter()
                     received = transfer.run()
                     wall1, cpu1 = time.perf_counter(), time.thread_time()
+                    faults1 = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
                     transfer.check(received)
                     emit({"type": "sample", "round": done, "contender": name, "write_size": size,
-                          "bytes": transfer.total, "cpu_seconds": cpu1 - cpu0, "wall_seconds": wall1 - wall0})
+                          "bytes": transfer.total, "cpu_seconds": cpu1 - cpu0, "wall_seconds": wall1 - wall0,
+                          "minor_faults": faults1 - faults0})
             done += 1
+            if collect_each_round:
+                gc.collect()
     finally:
         if gc_was_enabled:
             gc.enable()
+    if verify_at_end:
+        for transfer in transfers.values():
+            transfer.verify()
     emit({"type": "done", "rounds": done, "seconds": time.monotonic() - start})
 
 
