@@ -110,3 +110,16 @@ def _leaf(kind, names, ca_kind, ca_name, client) -> Identity:
         .sign(ca.key, hashes.SHA256())
     )
     return Identity(cert, key)
+
+
+def write_pems(directory: str, files: dict[str, bytes]) -> dict[str, str]:
+    """Write each PEM as ``directory/NAME.pem``; return {name: path}."""
+    import os
+
+    paths = {}
+    for name, content in files.items():
+        path = os.path.join(directory, name + ".pem")
+        with open(path, "wb") as f:
+            f.write(content)
+        paths[name] = path
+    return paths

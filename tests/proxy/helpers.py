@@ -41,12 +41,7 @@ def writePEMs(directory) -> PEMs:
     other = pki.leaf("ecdsa", names=("other.example",))
     files = {"ca": pki.certificate_authority().cert_pem, "cert": server.cert_pem, "key": server.key_pem,
              "backendCert": backend.cert_pem, "backendKey": backend.key_pem, "otherKey": other.key_pem}
-    paths = {}
-    for name, content in files.items():
-        path = os.path.join(directory, name + ".pem")
-        with open(path, "wb") as f:
-            f.write(content)
-        paths[name] = path
+    paths = pki.write_pems(directory, files)
     return PEMs(**paths)
 
 

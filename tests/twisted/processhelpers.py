@@ -56,12 +56,7 @@ def writePEMs(testCase) -> PEMFiles:
         "clientCert": client.cert_pem,
         "clientKey": client.key_pem,
     }
-    paths = {}
-    for name, content in files.items():
-        path = os.path.join(directory, name + ".pem")
-        with open(path, "wb") as f:
-            f.write(content)
-        paths[name] = path
+    paths = pki.write_pems(directory, files)
     return PEMFiles(directory=directory, **paths)
 
 
