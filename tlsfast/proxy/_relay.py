@@ -17,6 +17,13 @@ Theory of operation
   Twisted pauses its producer, which pauses reading on the side that feeds
   it; so a slow reader slows the writer down instead of the proxy
   buffering without bound.
+- Half-close: a plain TCP side that sends FIN (C{readConnectionLost}) has
+  finished sending, not receiving.  The end of stream is passed on (a FIN
+  to a plain peer, a close_notify to a TLS one, after what is buffered) and
+  the other direction keeps flowing, so an C{nc -N}-style client still gets
+  its response.  A side is closed once both its directions have ended.
+  Twisted's TLS closes the whole connection on a close_notify, so a TLS
+  side has no half-close: its end is C{connectionLost}.
 - Close: when either side is lost, the other is unregistered as producer
   (Twisted's TLS waits for that before it sends close_notify) and closed
   with C{loseConnection}, which flushes what is buffered first.  Producer
@@ -32,7 +39,7 @@ import itertools
 from zope.interface import implementer
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IHandshakeListener, IPushProducer
+from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener, IPushProducer
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.python.failure import Failure
 
@@ -70,12 +77,15 @@ def _address(address) -> str:
     return _hostPort((getattr(address, "host", "?"), getattr(address, "port", 0)))
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IHalfCloseableProtocol)
 class _Side(Protocol):
-    """What both sides share: byte counts, and being the other's producer."""
+    """What both sides share: byte counts, half-close, being the other's producer."""
 
     peer: "_Side | None" = None
     closed = False
+    isTLS = False
+    readEnded = False  # this side's peer sent FIN: nothing more to relay from it
+    writeEnded = False  # we passed an end of stream on to this side's peer
 
     def __init__(self):
         self.bytesIn = 0
@@ -96,6 +106,33 @@ class _Side(Protocol):
         self.peer, other.peer = other, self
         self.transport.registerProducer(other, True)
         other.transport.registerProducer(self, True)
+
+    # IHalfCloseableProtocol: only plain TCP transports call these.
+    def readConnectionLost(self):
+        self.readEnded = True
+        if self.writeEnded:
+            self.transport.loseConnection()
+        elif self.peer is not None:
+            self.peer.transport.unregisterProducer()  # nothing more comes from us
+            self.peer._endWrites()
+        # else: still connecting; backendReady passes the end on
+
+    def writeConnectionLost(self):
+        pass  # our FIN is out; readConnectionLost or connectionLost finishes
+
+    def _endWrites(self) -> None:
+        """No more bytes for this side: FIN (plain) or close_notify (TLS), after the buffer."""
+        if self.closed or self.writeEnded:
+            return
+        self.writeEnded = True
+        self.transport.unregisterProducer()  # the ended side produced for us
+        if self.readEnded or self.isTLS:
+            # TLS: Twisted's loseConnection sends close_notify and goes on
+            # reading until the peer's own close_notify, which is the
+            # half-close TLS offers.
+            self.transport.loseConnection()
+        else:
+            self.transport.loseWriteConnection()
 
     def _closePeer(self) -> None:
         peer = self.peer
@@ -155,7 +192,10 @@ class Frontend(_Side):
         info = connectionInfo(backend.transport) if self.listener.tlsBack else None
         self.log("info", "backend_ready", backend=_hostPort(self.backendAddress),
                  tls_version=info.version if info else None, alpn=info.alpn if info else None)
-        self.transport.resumeProducing()
+        if self.readEnded:  # the client half-closed while we were connecting
+            backend._endWrites()
+        else:
+            self.transport.resumeProducing()
 
     def backendFailed(self, reason) -> None:
         """The backend could not be reached (or its TLS handshake failed)."""
@@ -235,6 +275,11 @@ class Backend(_Side):
         self.lastActivity = self.frontend.listener.reactor.seconds()
         self.peer.transport.write(data)
 
+    def readConnectionLost(self):
+        if self.frontend.reason is None:
+            self.frontend.reason = "backend"  # it finished first
+        super().readConnectionLost()
+
     def connectionLost(self, reason):
         self.closed = True
         if not self.isReady:
@@ -249,6 +294,8 @@ class Backend(_Side):
 class TLSBackend(Backend):
     """A backend reached over TLS: ready once its certificate is verified."""
 
+    isTLS = True
+
     def handshakeCompleted(self):
         self._ready()
 
@@ -256,6 +303,8 @@ class TLSBackend(Backend):
 @implementer(IHandshakeListener)
 class TLSFrontend(Frontend):
     """A client over TLS: the backend is dialled after the handshake."""
+
+    isTLS = True
 
     def handshakeCompleted(self):
         info = connectionInfo(self.transport)
