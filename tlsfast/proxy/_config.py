@@ -22,6 +22,9 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_MAX_CONNECTIONS = 10_000
 DEFAULT_DRAIN_TIMEOUT = 10.0
 
+CLIENT_CERT_MODES = ("none", "optional", "required")
+PROXY_PROTOCOL_VERSIONS = ("v1", "v2")
+
 
 class ProxyConfigError(ValueError):
     """A configuration mistake; the message says what and where."""
@@ -60,12 +63,24 @@ class ListenerConfig:
     backend_name: str | None = None
     alpn: list[str] = field(default_factory=list)
     routes: dict[str, str] = field(default_factory=dict)  # SNI name or "*.suffix" -> backend HOST:PORT
+    alpn_routes: dict[str, str] = field(default_factory=dict)  # negotiated ALPN protocol -> backend
+    sni_certs: dict[str, str | list[str]] = field(default_factory=dict)  # name -> PEM or [cert, key]
+    client_ca: str | None = None
+    client_cert: str | None = None  # none | optional | required (default: required with client_ca)
+    min_version: str = "1.2"
+    ciphers: str | None = None  # TLS 1.2 cipher string
+    tls13_ciphers: str | None = None
+    groups: str | None = None
+    proxy_protocol: str | None = None  # v1 | v2: a PROXY header to the backend
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
-    def backendFor(self, serverName: str | None) -> tuple[str, int]:
-        """The backend for a client's SNI: an exact route, a wildcard one, or the default."""
+    def backendFor(self, serverName: str | None, alpn: str | None = None) -> tuple[str, int]:
+        """
+        The backend for a client: its SNI's route (exact, then wildcard),
+        else the route of the ALPN protocol it negotiated, else the default.
+        """
         if serverName and self.routeAddresses:
             name = serverName.lower().rstrip(".")
             if name in self.routeAddresses:
@@ -73,6 +88,8 @@ class ListenerConfig:
             _, dot, parent = name.partition(".")
             if dot and "*." + parent in self.routeAddresses:
                 return self.routeAddresses["*." + parent]
+        if alpn and alpn in self.alpnRouteAddresses:
+            return self.alpnRouteAddresses[alpn]
         return self.backendAddress
 
     def check(self) -> None:
@@ -117,11 +134,54 @@ class ListenerConfig:
             self.routeAddresses[name] = parseAddress(address, f"{where}: route {pattern!r}")
         if isinstance(self.alpn, str):
             self.alpn = [p for p in self.alpn.split(",") if p]
+        self._checkFrontTLS(where)
+        self.alpnRouteAddresses = {}
+        for protocol, address in self.alpn_routes.items():
+            if protocol not in self.alpn:
+                raise ProxyConfigError(f"{where}: ALPN route {protocol!r}: the listener does not offer it "
+                                       f"(--alpn is {','.join(self.alpn) or 'empty'})")
+            self.alpnRouteAddresses[protocol] = parseAddress(address, f"{where}: ALPN route {protocol!r}")
+        if self.proxy_protocol is not None and self.proxy_protocol not in PROXY_PROTOCOL_VERSIONS:
+            raise ProxyConfigError(f"{where}: proxy-protocol {self.proxy_protocol!r} is not one of "
+                                   f"{', '.join(PROXY_PROTOCOL_VERSIONS)}")
         if self.max_connections < 1:
             raise ProxyConfigError(f"{where}: max-connections must be at least 1")
         for name in ("handshake_timeout", "idle_timeout"):
             if not getattr(self, name) > 0:
                 raise ProxyConfigError(f"{where}: {name.replace('_', '-')} must be positive")
+
+
+    def _checkFrontTLS(self, where: str) -> None:
+        """The settings of TLS towards clients: only with TLS there, files that exist."""
+        front = {"client_ca": self.client_ca, "sni_certs": self.sni_certs, "alpn_routes": self.alpn_routes,
+                 "ciphers": self.ciphers, "tls13_ciphers": self.tls13_ciphers, "groups": self.groups,
+                 "client_cert": self.client_cert if self.client_cert not in (None, "none") else None}
+        if not TLS_FRONT[self.mode]:
+            given = [name for name, value in front.items() if value]
+            if given or self.min_version != "1.2":
+                flag = (given or ["min_version"])[0].replace("_", "-")
+                raise ProxyConfigError(f"{where}: {flag} needs TLS from clients (mode terminate or reencrypt)")
+            return
+        if self.client_cert is None:
+            self.client_cert = "required" if self.client_ca else "none"
+        if self.client_cert not in CLIENT_CERT_MODES:
+            raise ProxyConfigError(f"{where}: client-cert {self.client_cert!r} is not one of "
+                                   f"{', '.join(CLIENT_CERT_MODES)}")
+        if self.client_cert != "none" and not self.client_ca:
+            raise ProxyConfigError(f"{where}: client-cert {self.client_cert} needs --client-ca "
+                                   "(the CAs client certificates must chain to)")
+        if self.client_ca is not None and not os.path.isfile(self.client_ca):
+            raise ProxyConfigError(f"{where}: client-ca file {self.client_ca!r} does not exist")
+        checked = {}
+        for name, files in self.sni_certs.items():
+            files = [files] if isinstance(files, str) else list(files)
+            if not 1 <= len(files) <= 2:
+                raise ProxyConfigError(f"{where}: sni-cert {name!r}: a certificate file, or [cert, key]")
+            for path in files:
+                if not os.path.isfile(path):
+                    raise ProxyConfigError(f"{where}: sni-cert {name!r}: file {path!r} does not exist")
+            checked[name] = tuple(files) if len(files) == 2 else files[0]
+        self.sni_certs = checked
 
 
 @dataclass

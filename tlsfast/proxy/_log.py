@@ -10,7 +10,7 @@ import time
 
 
 def _value(value) -> str:
-    text = str(value)
+    text = value.decode("ascii", "backslashreplace") if isinstance(value, bytes) else str(value)
     if text == "" or any(c in text for c in ' "=\n'):
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
     return text

@@ -9,9 +9,10 @@ import argparse
 import sys
 import warnings
 
-from tlsfast.proxy._config import (DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-                                   DEFAULT_MAX_CONNECTIONS, MODES, ListenerConfig, ProxyConfig,
-                                   ProxyConfigError, loadToml)
+from tlsfast.proxy._config import (CLIENT_CERT_MODES, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
+                                   DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, MODES,
+                                   PROXY_PROTOCOL_VERSIONS, ListenerConfig, ProxyConfig, ProxyConfigError,
+                                   loadToml)
 from tlsfast.proxy._log import Logger
 
 DESCRIPTION = """\
@@ -53,6 +54,24 @@ def addParser(commands) -> None:
     proxy.add_argument("--route", metavar="NAME=HOST:PORT", action="append", default=[],
                        help="SNI routing: clients asking for NAME (or '*.domain') go to HOST:PORT; "
                             "others to --backend (repeatable)")
+    proxy.add_argument("--alpn-route", metavar="PROTO=HOST:PORT", action="append", default=[],
+                       help="clients that negotiated ALPN protocol PROTO go to HOST:PORT (after SNI "
+                            "routes; PROTO must be in --alpn; repeatable)")
+    proxy.add_argument("--sni-cert", metavar="NAME=CERT[,KEY]", action="append", default=[],
+                       help="certificate for clients asking for NAME (or '*.domain'); others get --cert "
+                            "(repeatable)")
+    proxy.add_argument("--client-ca", metavar="PEM",
+                       help="require client certificates chaining to these CAs (see --client-cert)")
+    proxy.add_argument("--client-cert", choices=CLIENT_CERT_MODES, default=None,
+                       help="client certificate policy (default: required with --client-ca, else none)")
+    proxy.add_argument("--min-version", default="1.2", metavar="1.2|1.3",
+                       help="lowest TLS version accepted from clients (default 1.2)")
+    proxy.add_argument("--ciphers", metavar="STRING", help="TLS 1.2 cipher string for clients (OpenSSL syntax)")
+    proxy.add_argument("--tls13-ciphers", metavar="LIST", help="TLS 1.3 suites for clients, ':'-separated")
+    proxy.add_argument("--groups", metavar="LIST", help="key-exchange groups for clients, ':'-separated")
+    proxy.add_argument("--proxy-protocol", choices=PROXY_PROTOCOL_VERSIONS, default=None,
+                       help="send a PROXY protocol header (v1 text, v2 binary with TLS details) "
+                            "to the backend first")
     proxy.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
                        help=f"stop accepting while this many are open (default {DEFAULT_MAX_CONNECTIONS})")
     proxy.add_argument("--handshake-timeout", type=float, default=DEFAULT_HANDSHAKE_TIMEOUT,
@@ -64,28 +83,40 @@ def addParser(commands) -> None:
     proxy.set_defaults(run=run)
 
 
+# Flags that describe the one listener (not allowed with --config).
+_LISTENER_FLAGS = ("listen", "backend", "cert", "key", "backend_ca", "backend_name", "route", "alpn_route",
+                   "sni_cert", "client_ca", "client_cert", "min_version", "ciphers", "tls13_ciphers", "groups",
+                   "proxy_protocol")
+
+
+def _pairs(values, flag, shape):
+    """C{NAME=VALUE} flag values to C{(name, value)} pairs."""
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name or not rest:
+            raise ProxyConfigError(f"{flag} {value!r}: expected {shape}")
+        yield name, rest
+
+
 def configFromArgs(args: argparse.Namespace) -> ProxyConfig:
     """The checked configuration, from --config or from the flags."""
     if args.config:
-        given = [flag for flag in ("listen", "backend", "cert", "key", "backend_ca", "backend_name")
-                 if getattr(args, flag)]
-        if args.route:
-            given.append("route")
+        given = [flag for flag in _LISTENER_FLAGS if getattr(args, flag) not in (None, [], "", "1.2")]
         if given:
             raise ProxyConfigError(f"--config cannot be combined with --{given[0].replace('_', '-')}")
         config = loadToml(args.config)
     else:
         if not args.listen or not args.backend:
             raise ProxyConfigError("give --listen HOST:PORT and --backend HOST:PORT (or --config FILE)")
-        routes = {}
-        for route in args.route:
-            name, sep, address = route.partition("=")
-            if not sep or not name or not address:
-                raise ProxyConfigError(f"--route {route!r}: expected NAME=HOST:PORT")
-            routes[name] = address
+        sniCerts = {name: files.split(",") for name, files in _pairs(args.sni_cert, "--sni-cert", "NAME=CERT[,KEY]")}
         config = ProxyConfig([ListenerConfig(
             listen=args.listen, backend=args.backend, mode=args.mode, cert=args.cert, key=args.key,
-            backend_ca=args.backend_ca, backend_name=args.backend_name, alpn=args.alpn, routes=routes,
+            backend_ca=args.backend_ca, backend_name=args.backend_name, alpn=args.alpn,
+            routes=dict(_pairs(args.route, "--route", "NAME=HOST:PORT")),
+            alpn_routes=dict(_pairs(args.alpn_route, "--alpn-route", "PROTO=HOST:PORT")),
+            sni_certs=sniCerts, client_ca=args.client_ca, client_cert=args.client_cert,
+            min_version=args.min_version, ciphers=args.ciphers, tls13_ciphers=args.tls13_ciphers,
+            groups=args.groups, proxy_protocol=args.proxy_protocol,
             max_connections=args.max_connections, handshake_timeout=args.handshake_timeout,
             idle_timeout=args.idle_timeout)])
     if args.drain_timeout is not None:

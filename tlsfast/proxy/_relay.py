@@ -43,7 +43,10 @@ from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListen
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.python.failure import Failure
 
+from cryptography.x509.oid import NameOID
+
 from tlsfast.options import ClientOptions, ServerOptions, connectionInfo
+from tlsfast.proxy._proxyheader import ClientTLS, headerV1, headerV2
 
 _connectionIds = itertools.count(1)
 
@@ -154,6 +157,7 @@ class Frontend(_Side):
         self.idleTimer = None
         self.lastActivity = 0.0
         self.reason = None  # why we closed, if we did
+        self.clientCertificateSubject = self.clientCertificateCN = None
 
     def log(self, level, event, **fields):
         self.listener.log(level, event, listener=self.listener.config.name, conn=self.id, **fields)
@@ -308,9 +312,50 @@ class TLSFrontend(Frontend):
 
     def handshakeCompleted(self):
         info = connectionInfo(self.transport)
+        certificate = self.transport.getPeerCertificate()  # verified, or the handshake failed
+        if certificate is not None:
+            subject = certificate.to_cryptography().subject
+            self.clientCertificateSubject = subject.rfc4514_string()
+            names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            self.clientCertificateCN = str(names[0].value) if names else ""
         self.log("info", "handshake", tls_version=info.version, cipher=info.cipher,
-                 sni=info.serverName, alpn=info.alpn, resumed=info.resumed)
+                 sni=info.serverName, alpn=info.alpn, resumed=info.resumed,
+                 client_cert=self.clientCertificateSubject)
         self._dialBackend()
+
+
+class _HeaderFirstFactory(ClientFactory):
+    """
+    Wraps a backend factory so that C{header} (PROXY protocol) is the first
+    thing on the TCP connection, before the wrapped protocol, TLS
+    included, writes anything.
+    """
+
+    def __init__(self, wrapped, header: bytes):
+        self.wrapped = wrapped
+        self.header = header
+
+    def buildProtocol(self, addr):
+        protocol = self.wrapped.buildProtocol(addr)
+        makeConnection = protocol.makeConnection
+
+        def makeConnectionAfterHeader(transport):
+            transport.write(self.header)
+            makeConnection(transport)
+
+        # An instance attribute, read once by the TCP connector: no wrapper
+        # protocol sits in the data path afterwards.
+        protocol.makeConnection = makeConnectionAfterHeader
+        return protocol
+
+    def startedConnecting(self, connector):
+        self.wrapped.startedConnecting(connector)
+
+    def clientConnectionFailed(self, connector, reason):
+        self.wrapped.clientConnectionFailed(connector, reason)
+
+    def clientConnectionLost(self, connector, reason):
+        self.wrapped.clientConnectionLost(connector, reason)
 
 
 class _BackendFactory(ClientFactory):
@@ -349,8 +394,10 @@ class Listener(Factory):
         self.serverOptions = None
         if self.tlsFront:
             self.serverOptions = ServerOptions(
-                config.cert, config.key, acceptableProtocols=alpn,
-                handshakeTimeout=config.handshake_timeout, reactor=reactor)
+                config.cert, config.key, acceptableProtocols=alpn, serverNames=config.sni_certs or None,
+                clientCertificate=config.client_cert, caFile=config.client_ca,
+                minimumVersion=config.min_version, ciphers=config.ciphers, tls13Ciphers=config.tls13_ciphers,
+                groups=config.groups, handshakeTimeout=config.handshake_timeout, reactor=reactor)
         self._clientOptions: dict = {}
         if self.tlsBack:
             self._clientOptionsFor(None if config.mode == "reencrypt" else alpn)  # checked now
@@ -381,19 +428,35 @@ class Listener(Factory):
         return tls.TLSMemoryBIOFactory(self.serverOptions, False, self)
 
     def connectBackend(self, frontend: Frontend):
-        serverName = connectionInfo(frontend.transport).serverName if self.tlsFront else None
-        host, port = frontend.backendAddress = self.config.backendFor(serverName)
+        info = connectionInfo(frontend.transport) if self.tlsFront else None
+        negotiated = info.alpn if info is not None else None  # bytes or None
+        host, port = frontend.backendAddress = self.config.backendFor(
+            info.serverName if info is not None else None,
+            negotiated.decode("ascii", "replace") if negotiated else None)
         factory = _BackendFactory(frontend, self.tlsBack)
         if self.tlsBack:
             from twisted.protocols import tls
 
             if self.config.mode == "reencrypt":
-                negotiated = connectionInfo(frontend.transport).alpn
-                alpn = [negotiated.encode() if isinstance(negotiated, str) else negotiated] if negotiated else None
+                alpn = [negotiated] if negotiated else None
             else:
                 alpn = [p.encode() for p in self.config.alpn] or None
             factory = tls.TLSMemoryBIOFactory(self._clientOptionsFor(alpn), True, factory)
+        if self.config.proxy_protocol:
+            factory = _HeaderFirstFactory(factory, self._proxyHeader(frontend, info))
         return self.reactor.connectTCP(host, port, factory, timeout=self.config.handshake_timeout)
+
+    def _proxyHeader(self, frontend: Frontend, info) -> bytes:
+        peer, local = frontend.transport.getPeer(), frontend.transport.getHost()
+        source = (getattr(peer, "host", ""), getattr(peer, "port", 0))
+        destination = (getattr(local, "host", ""), getattr(local, "port", 0))
+        if self.config.proxy_protocol == "v1":
+            return headerV1(source, destination)
+        tls = None
+        if info is not None:
+            tls = ClientTLS(version=info.version, cipher=info.cipher, serverName=info.serverName,
+                            alpn=info.alpn, certificateCN=frontend.clientCertificateCN)
+        return headerV2(source, destination, tls)
 
     def connectionOpened(self, frontend: Frontend) -> None:
         self.connections.add(frontend)
