@@ -81,6 +81,8 @@ def test_backend_down_clean_close(pems, start_proxy):
             assert readToEnd(sock) == b""
         failed = proxy.waitFor(r"event=backend_failed")
         assert len(failed) == 1 and re.search(r"conn=\d+", failed[0]) and "refused" in failed[0].lower()
+        # The client's own close is seen at once (not at the idle timeout): the connection is gone.
+        assert proxy.waitFor(r"event=close .*by=backend_failed")
 
 
 def test_garbage_instead_of_client_hello(pems, start_proxy, backend):

@@ -190,10 +190,12 @@ class ProxyConfig:
 
     listeners: list[ListenerConfig]
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    metrics: str | None = None  # HOST:PORT for Prometheus scrapes
 
     def check(self) -> None:
         if not self.listeners:
             raise ProxyConfigError("no listener configured")
+        self.metricsAddress = parseAddress(self.metrics, "metrics address") if self.metrics else None
         if not self.drain_timeout >= 0:
             raise ProxyConfigError("drain-timeout must not be negative")
         names = set()
@@ -228,7 +230,7 @@ def loadToml(path: str) -> ProxyConfig:
         raise ProxyConfigError(f"cannot read config file {path!r}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ProxyConfigError(f"config file {path!r}: {e}") from None
-    unknown = set(document) - {"listener", "drain_timeout"}
+    unknown = set(document) - {"listener", "drain_timeout", "metrics"}
     if unknown:
         raise ProxyConfigError(f"config file {path!r}: unknown key(s) {', '.join(sorted(unknown))}")
     tables = document.get("listener", [])
@@ -244,4 +246,4 @@ def loadToml(path: str) -> ProxyConfig:
             if required not in table:
                 raise ProxyConfigError(f"config file {path!r}: listener {index}: {required!r} is missing")
         listeners.append(ListenerConfig(**table))
-    return ProxyConfig(listeners, document.get("drain_timeout", DEFAULT_DRAIN_TIMEOUT))
+    return ProxyConfig(listeners, document.get("drain_timeout", DEFAULT_DRAIN_TIMEOUT), document.get("metrics"))

@@ -26,6 +26,8 @@ One listener from the flags, or several from --config FILE.toml (see
 docs/proxy.md).  Log lines (logfmt) go to stderr; each names its listener
 and connection (conn=N).  SIGTERM or SIGINT: stop accepting, let open
 connections finish for up to --drain-timeout seconds, then close them.
+SIGHUP: read the configuration and certificates again; established
+connections are kept.  --metrics HOST:PORT serves Prometheus metrics.
 
 exit status: 0 stopped by a signal, 2 bad configuration, 3 cannot listen.
 """
@@ -78,6 +80,10 @@ def addParser(commands) -> None:
                        help=f"seconds for a TLS handshake or backend connect (default {DEFAULT_HANDSHAKE_TIMEOUT:g})")
     proxy.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
                        help=f"close a connection idle this long, seconds (default {DEFAULT_IDLE_TIMEOUT:g})")
+    proxy.add_argument("--metrics", metavar="HOST:PORT",
+                       help="serve Prometheus metrics here (with --workers: port + worker index)")
+    proxy.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="N processes sharing each listening port (SO_REUSEPORT), default 1")
     proxy.add_argument("--drain-timeout", type=float, default=None,
                        help=f"on SIGTERM, seconds to let connections finish (default {DEFAULT_DRAIN_TIMEOUT:g})")
     proxy.set_defaults(run=run)
@@ -121,6 +127,8 @@ def configFromArgs(args: argparse.Namespace) -> ProxyConfig:
             idle_timeout=args.idle_timeout)])
     if args.drain_timeout is not None:
         config.drain_timeout = args.drain_timeout
+    if args.metrics is not None:
+        config.metrics = args.metrics
     config.check()
     return config
 
@@ -129,14 +137,33 @@ def run(args: argparse.Namespace) -> int:
     log = Logger()
     try:
         config = configFromArgs(args)
+        if args.workers < 1:
+            raise ProxyConfigError("--workers must be at least 1")
     except ProxyConfigError as e:
         print(f"tlsfast proxy: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    return serve(config, log)
+
+    def loadConfig():  # for SIGHUP: the same flags, files read again
+        return configFromArgs(args)
+
+    if args.workers == 1:
+        return serve(config, log, loadConfig)
+    from tlsfast.proxy._workers import supervise
+
+    return supervise(config, log, args.workers,
+                     lambda index, config, log: serve(config, log, loadConfig, worker=index))
 
 
-def serve(config: ProxyConfig, log: Logger, reactor=None) -> int:
-    """Build every listener (TLS options checked), listen, run until a signal."""
+def serve(config: ProxyConfig, log: Logger, loadConfig=None, reactor=None, worker: int | None = None) -> int:
+    """
+    Build every listener (TLS options checked), listen, run until SIGTERM or
+    SIGINT; SIGHUP reloads (C{loadConfig} returns the new configuration).
+    C{worker}: this process's index among C{--workers}; its listening
+    sockets are shared (SO_REUSEPORT) and its metrics port is the
+    configured one plus the index.
+    """
+    import signal
+
     import tlsfast.twisted
     from tlsfast.options import ConfigurationError
 
@@ -145,83 +172,33 @@ def serve(config: ProxyConfig, log: Logger, reactor=None) -> int:
         accelerated = tlsfast.twisted.install()
     if reactor is None:
         from twisted.internet import reactor
-    from twisted.internet.error import CannotListenError
 
-    from tlsfast.proxy._relay import Listener
+    from tlsfast.proxy._server import ListenError, ProxyServer
 
-    listeners = []
-    for listenerConfig in config.listeners:
-        try:
-            listeners.append(Listener(listenerConfig, reactor, log))
-        except ConfigurationError as e:
-            print(f"tlsfast proxy: error: listener {listenerConfig.name}: {e}", file=sys.stderr)
-            return EXIT_CONFIG
-    for listener in listeners:
-        host, port = listener.config.listenAddress
-        try:
-            listener.port = reactor.listenTCP(port, listener.wrapped(), backlog=1024, interface=host)
-        except CannotListenError as e:
-            for other in listeners:
-                if other.port is not None:
-                    other.port.stopListening()
-            why = e.socketError.strerror if getattr(e.socketError, "strerror", None) else e.socketError
-            print(f"tlsfast proxy: error: listener {listener.config.name}: cannot listen on "
-                  f"{listener.config.listen}: {why}", file=sys.stderr)
-            return EXIT_LISTEN
-        address = listener.port.getHost()
-        log("info", "listening", listener=listener.config.name, mode=listener.config.mode,
-            address=f"{address.host}:{address.port}", backend=listener.config.backend,
-            accelerated=accelerated)
+    labels = None
+    if worker is not None:
+        labels = {"worker": str(worker)}
+        if config.metricsAddress is not None and config.metricsAddress[1]:
+            host, port = config.metricsAddress
+            config.metricsAddress = (host, port + worker)
+    server = ProxyServer(config, reactor, log, loadConfig, reusePort=worker is not None, metricsLabels=labels)
+    try:
+        server.build()
+    except ConfigurationError as e:
+        print(f"tlsfast proxy: error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        server.listen(accelerated)
+    except ListenError as e:
+        print(f"tlsfast proxy: error: {e}", file=sys.stderr)
+        return EXIT_LISTEN
 
     if not accelerated:  # logged once the configuration is known to be good
         log("warn", "not_accelerated", reason="; ".join(tlsfast.backend_info().problems) or "disabled",
             note="stock Twisted TLS in use")
-    drainer = _Drainer(listeners, reactor, log, config.drain_timeout)
-    reactor.addSystemEventTrigger("before", "shutdown", drainer.drain)
-    reactor.run()  # Twisted installs SIGINT/SIGTERM handlers that stop it
-    log("info", "stopped", aborted=drainer.aborted)
+    reactor.addSystemEventTrigger("before", "shutdown", server.drain)
+    # Twisted installs the SIGINT/SIGTERM handlers that stop it; SIGHUP is ours.
+    signal.signal(signal.SIGHUP, lambda signum, frame: reactor.callFromThread(server.reload))
+    reactor.run()
+    log("info", "stopped", aborted=getattr(server, "aborted", 0))
     return 0
-
-
-class _Drainer:
-    """On shutdown: stop accepting, wait for open connections, then cut them."""
-
-    def __init__(self, listeners, reactor, log, timeout):
-        self.listeners = listeners
-        self.reactor = reactor
-        self.log = log
-        self.timeout = timeout
-        self.aborted = 0
-
-    def _open(self):
-        return [c for listener in self.listeners for c in listener.connections]
-
-    def drain(self):
-        from twisted.internet import defer
-
-        for listener in self.listeners:
-            listener.stopping = True
-            if listener.port is not None:
-                listener.port.stopListening()
-        self.log("info", "draining", connections=len(self._open()), timeout=self.timeout)
-        done = defer.Deferred()
-        deadline = self.reactor.seconds() + self.timeout
-
-        def check():
-            remaining = self._open()
-            if not remaining:
-                done.callback(None)
-            elif self.reactor.seconds() >= deadline:
-                self.aborted = len(remaining)
-                self.log("warn", "drain_timeout", aborting=len(remaining))
-                for connection in remaining:
-                    connection.reason = "shutdown"
-                    connection.transport.abortConnection()
-                    if connection.peer is not None:
-                        connection.peer.transport.abortConnection()
-                self.reactor.callLater(0, done.callback, None)
-            else:
-                self.reactor.callLater(min(0.05, max(deadline - self.reactor.seconds(), 0)), check)
-
-        check()
-        return done

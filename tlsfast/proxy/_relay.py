@@ -39,13 +39,15 @@ import itertools
 from zope.interface import implementer
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener, IPushProducer
+from twisted.internet.interfaces import (IHalfCloseableProtocol, IHandshakeListener,
+                                         IOpenSSLServerConnectionCreator, IPushProducer)
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.python.failure import Failure
 
 from cryptography.x509.oid import NameOID
 
 from tlsfast.options import ClientOptions, ServerOptions, connectionInfo
+from tlsfast.proxy._metrics import ListenerStats, backendErrorReason, handshakeFailureReason
 from tlsfast.proxy._proxyheader import ClientTLS, headerV1, headerV2
 
 _connectionIds = itertools.count(1)
@@ -206,8 +208,27 @@ class Frontend(_Side):
         if self.closed or self.reason is not None:  # we gave up on it ourselves
             return
         self.reason = "backend_failed"
-        self.log("warn", "backend_failed", backend=_hostPort(self.backendAddress), error=_reasonText(reason))
+        why = backendErrorReason(reason)
+        self.listener.stats.backendErrors[why] += 1
+        self.log("warn", "backend_failed", backend=_hostPort(self.backendAddress), reason=why,
+                 error=_reasonText(reason))
+        self._closeUnrelayed()
+
+    def _closeUnrelayed(self) -> None:
+        """
+        Close a client whose backend never became ready.  Its reading was
+        paused while we dialled: resume it, or the client's own close (or
+        close_notify reply) would go unseen and the connection would linger.
+        A client that does not answer our close_notify is cut after the
+        handshake timeout.
+        """
+        self.transport.resumeProducing()
         self.transport.loseConnection()
+        self.listener.reactor.callLater(self.listener.config.handshake_timeout, self._abortIfOpen)
+
+    def _abortIfOpen(self) -> None:
+        if not self.closed:
+            self.transport.abortConnection()
 
     def _idleCheck(self):
         self.idleTimer = None
@@ -229,6 +250,8 @@ class Frontend(_Side):
             self.peer.transport.loseConnection()
         elif self.backendConnector is not None:
             self.backendConnector.disconnect()
+            self._closeUnrelayed()
+            return
         self.transport.loseConnection()
 
     def connectionLost(self, reason):
@@ -240,12 +263,20 @@ class Frontend(_Side):
             self.backendConnector.disconnect()  # still dialling: give up
         self._closePeer()
         self.listener.connectionClosed(self)
+        failure = None
         if self.reason is None and self.listener.tlsFront and self.pending is not None and self.backendConnector is None:
             self.reason = "handshake_failed"  # the backend is only dialled after the handshake
-        self.log("info", "close", by=self.reason or "client",
-                 error=_closeError(reason),
-                 bytes_from_client=self.bytesIn,
-                 bytes_from_backend=self.peer.bytesIn if self.peer else 0)
+            info = connectionInfo(self.transport)
+            failure = handshakeFailureReason(reason, info is not None and info.handshakeTimedOut)
+            self.listener.stats.handshakeFailures[failure] += 1
+        by = self.reason or "client"
+        fromBackend = self.peer.bytesIn if self.peer else 0
+        stats = self.listener.stats
+        stats.closes[by] += 1
+        stats.closedBytesFromClients += self.bytesIn
+        stats.closedBytesFromBackends += fromBackend
+        self.log("info", "close", by=by, failure=failure, error=_closeError(reason),
+                 bytes_from_client=self.bytesIn, bytes_from_backend=fromBackend)
 
 
 def _closeError(reason) -> str | None:
@@ -318,6 +349,7 @@ class TLSFrontend(Frontend):
             self.clientCertificateSubject = subject.rfc4514_string()
             names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
             self.clientCertificateCN = str(names[0].value) if names else ""
+        self.listener.stats.handshakes += 1
         self.log("info", "handshake", tls_version=info.version, cipher=info.cipher,
                  sni=info.serverName, alpn=info.alpn, resumed=info.resumed,
                  client_cert=self.clientCertificateSubject)
@@ -372,37 +404,32 @@ class _BackendFactory(ClientFactory):
         self.frontend.backendFailed(reason)
 
 
-class Listener(Factory):
+class ListenerTLS:
     """
-    One listening address: builds L{Frontend}s, dials backends, counts
-    connections and pauses accepting at C{max_connections}.
+    The TLS settings of one listener configuration: the server options
+    towards clients and the client options towards the backend, built (and
+    so checked: files, keys, policies) before anything uses them.  A reload
+    builds a new one and swaps it in only if that succeeds.
     """
 
-    def __init__(self, config, reactor, log):
+    def __init__(self, config, reactor):
         from tlsfast.proxy._config import TLS_BACK, TLS_FRONT
 
         self.config = config
         self.reactor = reactor
-        self.log = log
-        self.tlsFront = TLS_FRONT[config.mode]
-        self.tlsBack = TLS_BACK[config.mode]
-        self.connections: set[Frontend] = set()
-        self.port = None
-        self.acceptPaused = False
-        self.stopping = False
         alpn = [p.encode() for p in config.alpn] or None
         self.serverOptions = None
-        if self.tlsFront:
+        if TLS_FRONT[config.mode]:
             self.serverOptions = ServerOptions(
                 config.cert, config.key, acceptableProtocols=alpn, serverNames=config.sni_certs or None,
                 clientCertificate=config.client_cert, caFile=config.client_ca,
                 minimumVersion=config.min_version, ciphers=config.ciphers, tls13Ciphers=config.tls13_ciphers,
                 groups=config.groups, handshakeTimeout=config.handshake_timeout, reactor=reactor)
         self._clientOptions: dict = {}
-        if self.tlsBack:
-            self._clientOptionsFor(None if config.mode == "reencrypt" else alpn)  # checked now
+        if TLS_BACK[config.mode]:
+            self.clientOptionsFor(None if config.mode == "reencrypt" else alpn)  # checked now
 
-    def _clientOptionsFor(self, alpn):
+    def clientOptionsFor(self, alpn):
         # One ClientOptions (one Context, one session cache) per ALPN offer:
         # in reencrypt mode the backend is offered what the client chose.
         key = tuple(alpn) if alpn else ()
@@ -413,6 +440,49 @@ class Listener(Factory):
                 trustRoot="platform", acceptableProtocols=list(key) or None,
                 handshakeTimeout=self.config.handshake_timeout, reactor=self.reactor)
         return options
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class _CurrentServerOptions:
+    """
+    What the listening TLS factory is given: new connections get the
+    listener's server options of the moment, so a reload changes
+    certificates without touching the listening socket.
+    """
+
+    def __init__(self, listener: "Listener"):
+        self.listener = listener
+
+    def serverConnectionForTLS(self, tlsProtocol):
+        return self.listener.tls.serverOptions.serverConnectionForTLS(tlsProtocol)
+
+
+class Listener(Factory):
+    """
+    One listening address: builds L{Frontend}s, dials backends, counts
+    connections and pauses accepting at C{max_connections}.
+    """
+
+    def __init__(self, config, reactor, log, tls: ListenerTLS | None = None):
+        from tlsfast.proxy._config import TLS_BACK, TLS_FRONT
+
+        self.reactor = reactor
+        self.log = log
+        self.tlsFront = TLS_FRONT[config.mode]
+        self.tlsBack = TLS_BACK[config.mode]
+        self.connections: set[Frontend] = set()
+        self.stats = ListenerStats()
+        self.port = None
+        self.acceptPaused = False
+        self.stopping = False
+        self.update(config, tls or ListenerTLS(config, reactor))
+
+    def update(self, config, tls: ListenerTLS) -> None:
+        """New settings (same address and mode) for connections from now on."""
+        self.config = config
+        self.tls = tls
+        if self.port is not None and not self.stopping:
+            self._checkAccepting()
 
     def buildProtocol(self, addr):
         protocol = (TLSFrontend if self.tlsFront else Frontend)(self)
@@ -425,7 +495,7 @@ class Listener(Factory):
             return self
         from twisted.protocols import tls  # after tlsfast.twisted.install(): the engine's
 
-        return tls.TLSMemoryBIOFactory(self.serverOptions, False, self)
+        return tls.TLSMemoryBIOFactory(_CurrentServerOptions(self), False, self)
 
     def connectBackend(self, frontend: Frontend):
         info = connectionInfo(frontend.transport) if self.tlsFront else None
@@ -441,7 +511,7 @@ class Listener(Factory):
                 alpn = [negotiated] if negotiated else None
             else:
                 alpn = [p.encode() for p in self.config.alpn] or None
-            factory = tls.TLSMemoryBIOFactory(self._clientOptionsFor(alpn), True, factory)
+            factory = tls.TLSMemoryBIOFactory(self.tls.clientOptionsFor(alpn), True, factory)
         if self.config.proxy_protocol:
             factory = _HeaderFirstFactory(factory, self._proxyHeader(frontend, info))
         return self.reactor.connectTCP(host, port, factory, timeout=self.config.handshake_timeout)
@@ -460,13 +530,21 @@ class Listener(Factory):
 
     def connectionOpened(self, frontend: Frontend) -> None:
         self.connections.add(frontend)
-        if len(self.connections) >= self.config.max_connections and not self.acceptPaused and self.port:
-            self.acceptPaused = True
-            self.port.stopReading()  # the kernel's backlog queues the rest
-            self.log("warn", "max_connections", listener=self.config.name, limit=self.config.max_connections)
+        self.stats.connections += 1
+        self._checkAccepting()
 
     def connectionClosed(self, frontend: Frontend) -> None:
         self.connections.discard(frontend)
-        if self.acceptPaused and not self.stopping and len(self.connections) < self.config.max_connections:
+        if not self.stopping:
+            self._checkAccepting()
+
+    def _checkAccepting(self) -> None:
+        """Stop accepting at max_connections (the kernel's backlog queues the rest); resume below."""
+        full = len(self.connections) >= self.config.max_connections
+        if full and not self.acceptPaused and self.port is not None:
+            self.acceptPaused = True
+            self.port.stopReading()
+            self.log("warn", "max_connections", listener=self.config.name, limit=self.config.max_connections)
+        elif not full and self.acceptPaused:
             self.acceptPaused = False
             self.port.startReading()

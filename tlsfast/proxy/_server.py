@@ -1,0 +1,232 @@
+"""
+One proxy process (a worker): its listeners, the metrics endpoint, reload
+on SIGHUP and the drain on shutdown.
+
+Reload: the configuration is read and every listener's TLS options are
+built first; only if all of that succeeds is anything changed.  A listener
+whose address and mode stay the same is updated in place (new connections
+get the new certificates, routes and limits; established ones carry on).
+Others are started, or stopped (their open connections finish on their
+own).  A failed reload changes nothing and says why in the log.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet import defer
+
+from tlsfast.options import ConfigurationError
+from tlsfast.proxy._config import ProxyConfigError
+from tlsfast.proxy._relay import Listener, ListenerTLS
+
+
+class ListenError(Exception):
+    """A listening socket could not be opened; the message says where and why."""
+
+
+def listenSocket(reactor, address: tuple[str, int], factory, reusePort: bool, backlog: int = 1024):
+    """
+    Listen on C{address} with our own socket (so SO_REUSEPORT can be set for
+    workers sharing the port) and hand it to the reactor.
+    """
+    host, port = address
+    try:
+        family, _, _, _, sockaddr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                       flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as e:
+        raise ListenError(f"cannot resolve {host!r}: {e.strerror}") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reusePort:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(sockaddr)
+        sock.listen(backlog)
+        sock.setblocking(False)
+        return reactor.adoptStreamPort(sock.fileno(), family, factory)  # dups the descriptor
+    except OSError as e:
+        raise ListenError(e.strerror or str(e)) from None
+    finally:
+        sock.close()
+
+
+def _sameSocket(old: Listener, config) -> bool:
+    """Can C{config} be applied to C{old}'s listening socket? (port 0 matches what it got)"""
+    host, port = config.listenAddress
+    oldHost, oldPort = old.config.listenAddress
+    bound = old.port.getHost().port if old.port is not None else None
+    return host == oldHost and port in (oldPort, bound) and old.config.mode == config.mode
+
+
+class ProxyServer:
+    """The listeners of one process and what happens to them over its life."""
+
+    def __init__(self, config, reactor, log, loadConfig=None, reusePort=False, metricsLabels=None):
+        self.config = config
+        self.reactor = reactor
+        self.log = log
+        self.loadConfig = loadConfig  # () -> checked ProxyConfig, for reload
+        self.reusePort = reusePort
+        self.metricsLabels = metricsLabels
+        self.listeners: list[Listener] = []
+        self.retired: list[Listener] = []  # removed by a reload, connections still open
+        self.metricsPort = None
+        self.reloading = False
+
+    # -- start --------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Every listener's TLS options (raises ConfigurationError: nothing is listening yet)."""
+        for listenerConfig in self.config.listeners:
+            try:
+                self.listeners.append(Listener(listenerConfig, self.reactor, self.log))
+            except ConfigurationError as e:
+                raise ConfigurationError(f"listener {listenerConfig.name}: {e}") from None
+
+    def listen(self, accelerated: bool) -> None:
+        """Open every listening socket and the metrics endpoint (raises ListenError)."""
+        for listener in self.listeners:
+            try:
+                self._listen(listener, accelerated)
+            except ListenError:
+                self.stopListening()
+                raise
+        if self.config.metricsAddress is not None:
+            from tlsfast.proxy._metrics import serveMetrics
+            from twisted.internet.error import CannotListenError
+
+            try:
+                self.metricsPort = serveMetrics(self.reactor, self.config.metricsAddress, self.allListeners,
+                                                self.metricsLabels)
+            except CannotListenError as e:
+                self.stopListening()
+                why = getattr(e.socketError, "strerror", None) or e.socketError
+                raise ListenError(f"metrics: cannot listen on {self.config.metrics}: {why}") from None
+            address = self.metricsPort.getHost()
+            self.log("info", "metrics", address=f"{address.host}:{address.port}")
+
+    def _listen(self, listener: Listener, accelerated: bool) -> None:
+        try:
+            listener.port = listenSocket(self.reactor, listener.config.listenAddress, listener.wrapped(),
+                                         self.reusePort)
+        except ListenError as e:
+            raise ListenError(f"listener {listener.config.name}: cannot listen on "
+                              f"{listener.config.listen}: {e}") from None
+        address = listener.port.getHost()
+        self.log("info", "listening", listener=listener.config.name, mode=listener.config.mode,
+                 address=f"{address.host}:{address.port}", backend=listener.config.backend,
+                 accelerated=accelerated)
+
+    def allListeners(self) -> list[Listener]:
+        self.retired = [listener for listener in self.retired if listener.connections]
+        return [*self.listeners, *self.retired]
+
+    def stopListening(self) -> list:
+        """Stop accepting everywhere; the Deferreds fire once the sockets are closed."""
+        stopped = []
+        for listener in self.listeners:
+            listener.stopping = True
+            if listener.port is not None:
+                stopped.append(defer.maybeDeferred(listener.port.stopListening))
+        if self.metricsPort is not None:
+            stopped.append(defer.maybeDeferred(self.metricsPort.stopListening))
+            self.metricsPort = None
+        return stopped
+
+    # -- reload (SIGHUP) -------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def reload(self):
+        if self.loadConfig is None or self.reloading:
+            return
+        self.reloading = True
+        try:
+            yield self._reload()
+        finally:
+            self.reloading = False
+
+    @defer.inlineCallbacks
+    def _reload(self):
+        self.log("info", "reloading")
+        try:
+            config = self.loadConfig()
+            plans = []
+            for listenerConfig in config.listeners:
+                try:
+                    plans.append((listenerConfig, ListenerTLS(listenerConfig, self.reactor)))
+                except ConfigurationError as e:
+                    raise ProxyConfigError(f"listener {listenerConfig.name}: {e}") from None
+        except ProxyConfigError as e:
+            self.log("error", "reload_failed", error=str(e), note="the previous configuration stays")
+            return
+        import tlsfast
+
+        current = {listener.config.name: listener for listener in self.listeners}
+        kept, added, updated = [], [], []
+        for listenerConfig, tls in plans:
+            old = current.pop(listenerConfig.name, None)
+            if old is not None and _sameSocket(old, listenerConfig):
+                old.update(listenerConfig, tls)
+                kept.append(old)
+                updated.append(listenerConfig.name)
+            else:
+                if old is not None:  # moved or changed mode: a new socket
+                    current[listenerConfig.name + "\0old"] = old
+                added.append(Listener(listenerConfig, self.reactor, self.log, tls))
+        removed = list(current.values())
+        for listener in removed:
+            listener.stopping = True
+            if listener.port is not None:
+                yield defer.maybeDeferred(listener.port.stopListening)
+            self.log("info", "listener_stopped", listener=listener.config.name,
+                     open_connections=len(listener.connections))
+        self.retired += [listener for listener in removed if listener.connections]
+        started = []
+        for listener in added:
+            try:
+                self._listen(listener, tlsfast.ACCELERATED)
+                started.append(listener)
+            except ListenError as e:
+                self.log("error", "reload_failed", error=str(e))
+        self.listeners = kept + started
+        self.config = config
+        self.log("info", "reloaded", updated=",".join(updated) or None,
+                 added=",".join(l.config.name for l in started) or None,
+                 removed=",".join(l.config.name for l in removed) or None)
+
+    # -- drain (SIGTERM) ----------------------------------------------------------------
+
+    def drain(self):
+        """Stop accepting, wait for open connections up to the deadline, then cut them."""
+        self.stopListening()
+        listeners = self.allListeners()
+        for listener in listeners:
+            listener.stopping = True
+
+        def openConnections():
+            return [c for listener in listeners for c in listener.connections]
+
+        self.log("info", "draining", connections=len(openConnections()), timeout=self.config.drain_timeout)
+        done = defer.Deferred()
+        deadline = self.reactor.seconds() + self.config.drain_timeout
+        self.aborted = 0
+
+        def check():
+            remaining = openConnections()
+            if not remaining:
+                done.callback(None)
+            elif self.reactor.seconds() >= deadline:
+                self.aborted = len(remaining)
+                self.log("warn", "drain_timeout", aborting=len(remaining))
+                for connection in remaining:
+                    connection.reason = "shutdown"
+                    connection.transport.abortConnection()
+                    if connection.peer is not None:
+                        connection.peer.transport.abortConnection()
+                self.reactor.callLater(0, done.callback, None)
+            else:
+                self.reactor.callLater(min(0.05, max(deadline - self.reactor.seconds(), 0)), check)
+
+        check()
+        return done
