@@ -44,6 +44,11 @@ def test_port_in_use(pems):
     (["--listen", "127.0.0.1", "--backend", "127.0.0.1:9", "--mode", "originate"], "HOST:PORT"),
     (["--listen", "127.0.0.1:0", "--backend", "127.0.0.1:9", "--mode", "originate"], "--backend-name"),
     (["--backend", "127.0.0.1:9", "--mode", "originate"], "--listen"),
+    # .invalid never resolves (RFC 6761)
+    (["--listen", "127.0.0.1:0", "--backend", "backend.invalid:80", "--mode", "originate"],
+     "backend host 'backend.invalid' does not resolve"),
+    (["--listen", "127.0.0.1:0", "--backend", "127.0.0.1:9", "--mode", "originate", "--backend-name", "b",
+      "--workers", "0"], "--workers"),
 ])
 def test_usage_mistakes(args, words):
     completed = runProxy(args)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field, fields
 
@@ -47,6 +48,19 @@ def parseAddress(text: str, what: str) -> tuple[str, int]:
     if not 0 <= number <= 65535:
         raise ProxyConfigError(f"{what} {text!r}: port {number} is out of range")
     return host, number
+
+
+def _checkResolves(host: str, where: str) -> None:
+    """A backend host name that does not resolve is a mistake worth stopping for (as haproxy does)."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise ProxyConfigError(f"{where}: backend host {host!r} does not resolve ({e.strerror})") from None
 
 
 @dataclass
@@ -141,6 +155,8 @@ class ListenerConfig:
                 raise ProxyConfigError(f"{where}: ALPN route {protocol!r}: the listener does not offer it "
                                        f"(--alpn is {','.join(self.alpn) or 'empty'})")
             self.alpnRouteAddresses[protocol] = parseAddress(address, f"{where}: ALPN route {protocol!r}")
+        for host, _ in {self.backendAddress, *self.routeAddresses.values(), *self.alpnRouteAddresses.values()}:
+            _checkResolves(host, where)
         if self.proxy_protocol is not None and self.proxy_protocol not in PROXY_PROTOCOL_VERSIONS:
             raise ProxyConfigError(f"{where}: proxy-protocol {self.proxy_protocol!r} is not one of "
                                    f"{', '.join(PROXY_PROTOCOL_VERSIONS)}")
