@@ -8,7 +8,7 @@ import pytest
 
 import tlsfast
 
-from tests.proxy.helpers import clientContext, connect, echo, echoRoundTrip, readToEnd, serverContext
+from tests.proxy.helpers import TIMEOUT, clientContext, connect, echo, echoRoundTrip, readToEnd, serverContext
 
 MiB = 1024 * 1024
 
@@ -118,3 +118,21 @@ def test_handshake_failure_is_logged_not_relayed(pems, start_proxy, backend):
         connect(proxy.port, untrusting)
     proxy.waitFor(r"event=close ")
     assert server.accepted == 0
+
+
+def test_backend_down_silent_client_is_cut(pems, start_proxy):
+    """A client that neither answers the proxy's close_notify nor closes is cut after the handshake timeout."""
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        proxy = start_proxy("--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{reserved.getsockname()[1]}",
+                            "--cert", pems.cert, "--key", pems.key, "--handshake-timeout", "1")
+        with connect(proxy.port, clientContext(pems.ca)) as sock:
+            assert readToEnd(sock) == b""  # the proxy's close_notify; we stay silent and open
+            assert proxy.waitFor(r"event=close .*by=backend_failed")
+            raw = socket.socket(fileno=sock.detach())  # the TCP connection under the TLS
+            raw.settimeout(TIMEOUT)
+            try:
+                assert raw.recv(1) == b""  # closed by the proxy
+            except ConnectionResetError:
+                pass  # aborted: also closed
+            raw.close()
