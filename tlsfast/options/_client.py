@@ -138,6 +138,10 @@ class ClientOptions:
 
         context = SSL.Context(SSL.TLS_METHOD)
         context.set_options(SSL.OP_NO_COMPRESSION)
+        # Free each connection's 16 KiB+ read/write buffers while it is idle
+        # (as CPython's ssl and haproxy do): ~29 KiB less per idle connection,
+        # for a malloc/free per busy burst.
+        context.set_mode(SSL.MODE_RELEASE_BUFFERS)
         self.policy.apply(context)
         self.trustSource = self._loadTrust(context, trustRoot, caFile, caPath, caCertificates)
         if self.identity is not None:

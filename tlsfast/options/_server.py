@@ -167,6 +167,10 @@ class ServerOptions:
     def _makeContext(self, identity) -> SSL.Context:
         context = SSL.Context(SSL.TLS_METHOD)
         context.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
+        # Free each connection's 16 KiB+ read/write buffers while it is idle
+        # (as CPython's ssl and haproxy do): ~29 KiB less per idle connection,
+        # for a malloc/free per busy burst.
+        context.set_mode(SSL.MODE_RELEASE_BUFFERS)
         self.policy.apply(context)
         identity.useIn(context)
         if self.clientCertificate != "none":
