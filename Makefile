@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tlsfast-installed
 
-.PHONY: bench bench-engine bench-report bench-loopback docs test test-twisted asan fuzz clean
+.PHONY: bench bench-engine bench-report bench-loopback bench-proxy docs test test-twisted asan fuzz clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard _ext/*.pyx _ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench-report: $(STAMP)
 ## the Twisted drop-in targets over loopback (~10 min) -> docs/benchmarks.md
 bench-loopback: $(STAMP)
 	bash bench/loopback.sh
+
+## tlsfast proxy vs haproxy vs stunnel (installs both if missing; ~7 min)
+## -> bench-results/proxy.md, the proxy tables in docs/benchmarks.md
+bench-proxy: $(STAMP)
+	bash bench/proxy_compare.sh
 
 ## the documentation site (also built, warning-free, by tests/test_docs.py)
 docs: $(STAMP)
