@@ -47,6 +47,8 @@ from twisted.python.failure import Failure
 from cryptography.x509.oid import NameOID
 
 from tlsfast.options import ClientOptions, ServerOptions, connectionInfo
+from tlsfast.proxy._eager import abort as abortTransport
+from tlsfast.proxy._eager import connectTCP as eagerConnectTCP
 from tlsfast.proxy._metrics import ListenerStats, backendErrorReason, handshakeFailureReason
 from tlsfast.proxy._proxyheader import ClientTLS, headerV1, headerV2
 
@@ -228,7 +230,7 @@ class Frontend(_Side):
 
     def _abortIfOpen(self) -> None:
         if not self.closed:
-            self.transport.abortConnection()
+            abortTransport(self.transport)
 
     def _idleCheck(self):
         self.idleTimer = None
@@ -514,7 +516,7 @@ class Listener(Factory):
             factory = tls.TLSMemoryBIOFactory(self.tls.clientOptionsFor(alpn), True, factory)
         if self.config.proxy_protocol:
             factory = _HeaderFirstFactory(factory, self._proxyHeader(frontend, info))
-        return self.reactor.connectTCP(host, port, factory, timeout=self.config.handshake_timeout)
+        return eagerConnectTCP(self.reactor, host, port, factory, self.config.handshake_timeout)
 
     def _proxyHeader(self, frontend: Frontend, info) -> bytes:
         peer, local = frontend.transport.getPeer(), frontend.transport.getHost()

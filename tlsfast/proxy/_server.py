@@ -18,6 +18,8 @@ from twisted.internet import defer
 
 from tlsfast.options import ConfigurationError
 from tlsfast.proxy._config import ProxyConfigError
+from tlsfast.proxy import _eager
+from tlsfast.proxy._eager import useEagerServers
 from tlsfast.proxy._relay import Listener, ListenerTLS
 
 
@@ -44,7 +46,9 @@ def listenSocket(reactor, address: tuple[str, int], factory, reusePort: bool, ba
         sock.bind(sockaddr)
         sock.listen(backlog)
         sock.setblocking(False)
-        return reactor.adoptStreamPort(sock.fileno(), family, factory)  # dups the descriptor
+        port = reactor.adoptStreamPort(sock.fileno(), family, factory)  # dups the descriptor
+        useEagerServers(port)
+        return port
     except OSError as e:
         raise ListenError(e.strerror or str(e)) from None
     finally:
@@ -116,7 +120,7 @@ class ProxyServer:
         address = listener.port.getHost()
         self.log("info", "listening", listener=listener.config.name, mode=listener.config.mode,
                  address=f"{address.host}:{address.port}", backend=listener.config.backend,
-                 accelerated=accelerated)
+                 accelerated=accelerated, eager_writes=_eager.AVAILABLE)
 
     def allListeners(self) -> list[Listener]:
         self.retired = [listener for listener in self.retired if listener.connections]
@@ -221,9 +225,9 @@ class ProxyServer:
                 self.log("warn", "drain_timeout", aborting=len(remaining))
                 for connection in remaining:
                     connection.reason = "shutdown"
-                    connection.transport.abortConnection()
+                    _eager.abort(connection.transport)
                     if connection.peer is not None:
-                        connection.peer.transport.abortConnection()
+                        _eager.abort(connection.peer.transport)
                 self.reactor.callLater(0, done.callback, None)
             else:
                 self.reactor.callLater(min(0.05, max(deadline - self.reactor.seconds(), 0)), check)
