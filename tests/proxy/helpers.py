@@ -49,6 +49,9 @@ class Proxy:
     """``python -m tlsfast proxy ARGS`` with its stderr collected line by line."""
 
     def __init__(self, args):
+        if "--log-level" not in args:
+            # The tests follow connections through their per-event lines.
+            args = ["--log-level", "debug", *args]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tlsfast", "proxy", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -191,3 +191,21 @@ def test_worker_startup_failure_stops_all(pems):
         taken.close()
     assert completed.returncode == 3
     assert "cannot listen" in completed.stderr and "worker_failed" in completed.stderr
+
+
+def test_default_log_is_one_line_per_connection(pems, start_proxy, backend):
+    server = backend(echo)
+    proxy = start_proxy("--log-level", "info", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{server.port}",
+                        "--cert", pems.cert, "--key", pems.key, "--alpn", "http/1.1")
+    with connect(proxy.port, clientContext(pems.ca, alpn=["http/1.1"])) as sock:
+        clientPort = sock.getsockname()[1]
+        sent, received = echoRoundTrip(sock, 5000)
+        assert received == sent
+        sock.unwrap()
+    [close] = proxy.waitFor(r"event=close ")
+    for field in (f"client=127.0.0.1:{clientPort}", "sni=example.com", "tls_version=TLSv1.3", "alpn=http/1.1",
+                  "resumed=False", f"backend=127.0.0.1:{server.port}", "bytes_from_client=5000",
+                  "bytes_from_backend=5000", "by=client", "seconds="):
+        assert field in close, (field, close)
+    connectionLines = [line for line in proxy.lines if "conn=" in line]
+    assert connectionLines == [close]  # no accept/handshake/backend_ready lines at info

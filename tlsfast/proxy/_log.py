@@ -16,17 +16,32 @@ def _value(value) -> str:
     return text
 
 
-class Logger:
-    """Writes logfmt lines to a text stream (stderr by default)."""
+LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40}
 
-    def __init__(self, stream=None, fields: dict | None = None):
+
+class Logger:
+    """
+    Writes logfmt lines at or above C{level} to a text stream (stderr by
+    default).  C{debugEnabled} lets hot paths skip building a line nobody
+    will see.
+    """
+
+    def __init__(self, stream=None, fields: dict | None = None, level: str = "info"):
         self.stream = stream if stream is not None else sys.stderr
         self.fields = dict(fields or {})  # on every line (e.g. worker=N)
+        self.threshold = LEVELS[level]
+        self.debugEnabled = self.threshold <= LEVELS["debug"]
+        self._second = None
+        self._stamp = ""
 
     def __call__(self, level: str, event: str, **fields) -> None:
+        if LEVELS[level] < self.threshold:
+            return
         now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-        parts = [stamp, f"level={level}", f"event={event}"]
+        second = int(now)
+        if second != self._second:  # strftime once per second, not per line
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        parts = [f"{self._stamp}.{int(now % 1 * 1000):03d}Z", f"level={level}", f"event={event}"]
         parts += [f"{key}={_value(value)}" for key, value in self.fields.items()]
         parts += [f"{key}={_value(value)}" for key, value in fields.items() if value is not None]
         try:

@@ -84,6 +84,9 @@ def addParser(commands) -> None:
                        help="serve Prometheus metrics here (with --workers: port + worker index)")
     proxy.add_argument("--workers", type=int, default=1, metavar="N",
                        help="N processes sharing each listening port (SO_REUSEPORT), default 1")
+    proxy.add_argument("--log-level", choices=("debug", "info", "warn", "error"), default="info",
+                       help="info (default): one line per connection, at its close; debug adds "
+                            "accept, handshake and backend_ready lines")
     proxy.add_argument("--drain-timeout", type=float, default=None,
                        help=f"on SIGTERM, seconds to let connections finish (default {DEFAULT_DRAIN_TIMEOUT:g})")
     proxy.set_defaults(run=run)
@@ -134,7 +137,7 @@ def configFromArgs(args: argparse.Namespace) -> ProxyConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    log = Logger()
+    log = Logger(level=args.log_level)
     try:
         config = configFromArgs(args)
         if args.workers < 1:
@@ -151,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     from tlsfast.proxy._workers import supervise
 
     return supervise(config, log, args.workers,
-                     lambda index, config, log: serve(config, log, loadConfig, worker=index))
+                     lambda index, config, log: serve(config, log, loadConfig, worker=index),
+                     args.log_level)
 
 
 def serve(config: ProxyConfig, log: Logger, loadConfig=None, reactor=None, worker: int | None = None) -> int:

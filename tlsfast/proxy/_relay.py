@@ -162,6 +162,9 @@ class Frontend(_Side):
         self.lastActivity = 0.0
         self.reason = None  # why we closed, if we did
         self.clientCertificateSubject = self.clientCertificateCN = None
+        self.tlsInfo = None  # the client's TLS, once its handshake is done
+        self.clientAddress = None
+        self.opened = 0.0
 
     def log(self, level, event, **fields):
         self.listener.log(level, event, listener=self.listener.config.name, conn=self.id, **fields)
@@ -169,8 +172,10 @@ class Frontend(_Side):
     def connectionMade(self):
         _setNoDelay(self.transport)
         self.listener.connectionOpened(self)
-        self.log("info", "accept", client=_address(self.transport.getPeer()))
-        self.lastActivity = self.listener.reactor.seconds()
+        self.clientAddress = _address(self.transport.getPeer())
+        if self.listener.log.debugEnabled:
+            self.log("debug", "accept", client=self.clientAddress)
+        self.lastActivity = self.opened = self.listener.reactor.seconds()
         self.idleTimer = self.listener.reactor.callLater(self.listener.config.idle_timeout, self._idleCheck)
         if not self.listener.tlsFront:
             self._dialBackend()
@@ -197,9 +202,10 @@ class Frontend(_Side):
         if pending:
             backend.transport.write(b"".join(pending))
         self._wire(backend)
-        info = connectionInfo(backend.transport) if self.listener.tlsBack else None
-        self.log("info", "backend_ready", backend=_hostPort(self.backendAddress),
-                 tls_version=info.version if info else None, alpn=info.alpn if info else None)
+        if self.listener.log.debugEnabled:
+            info = connectionInfo(backend.transport) if self.listener.tlsBack else None
+            self.log("debug", "backend_ready", backend=_hostPort(self.backendAddress),
+                     tls_version=info.version if info else None, alpn=info.alpn if info else None)
         if self.readEnded:  # the client half-closed while we were connecting
             backend._endWrites()
         else:
@@ -277,7 +283,14 @@ class Frontend(_Side):
         stats.closes[by] += 1
         stats.closedBytesFromClients += self.bytesIn
         stats.closedBytesFromBackends += fromBackend
-        self.log("info", "close", by=by, failure=failure, error=_closeError(reason),
+        # The one line per connection at the default level: what it was, how it ended.
+        tls = self.tlsInfo
+        self.log("info", "close", by=by, failure=failure, error=_closeError(reason), client=self.clientAddress,
+                 sni=tls.serverName if tls else None, tls_version=tls.version if tls else None,
+                 cipher=tls.cipher if tls else None, alpn=tls.alpn if tls else None,
+                 resumed=tls.resumed if tls else None, client_cert=self.clientCertificateSubject,
+                 backend=_hostPort(self.backendAddress) if self.peer is not None else None,
+                 seconds=f"{self.listener.reactor.seconds() - self.opened:.3f}",
                  bytes_from_client=self.bytesIn, bytes_from_backend=fromBackend)
 
 
@@ -352,9 +365,11 @@ class TLSFrontend(Frontend):
             names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
             self.clientCertificateCN = str(names[0].value) if names else ""
         self.listener.stats.handshakes += 1
-        self.log("info", "handshake", tls_version=info.version, cipher=info.cipher,
-                 sni=info.serverName, alpn=info.alpn, resumed=info.resumed,
-                 client_cert=self.clientCertificateSubject)
+        self.tlsInfo = info
+        if self.listener.log.debugEnabled:
+            self.log("debug", "handshake", tls_version=info.version, cipher=info.cipher,
+                     sni=info.serverName, alpn=info.alpn, resumed=info.resumed,
+                     client_cert=self.clientCertificateSubject)
         self._dialBackend()
 
 

@@ -47,7 +47,7 @@ def _reservePorts(config) -> list[socket.socket]:
     return reserved
 
 
-def supervise(config, log: Logger, count: int, serveWorker) -> int:
+def supervise(config, log: Logger, count: int, serveWorker, level: str = "info") -> int:
     """Run C{serveWorker(index, config, log)} in C{count} processes until told to stop."""
     reserved = _reservePorts(config)
     children: dict[int, tuple[int, float]] = {}  # pid -> (index, started)
@@ -63,7 +63,7 @@ def supervise(config, log: Logger, count: int, serveWorker) -> int:
                     sock.close()
                 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     signal.signal(signum, signal.SIG_DFL)
-                status = serveWorker(index, config, Logger(fields={"worker": index}))
+                status = serveWorker(index, config, Logger(fields={"worker": index}, level=level))
             finally:
                 sys.stderr.flush()
                 os._exit(status)
