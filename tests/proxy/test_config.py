@@ -39,6 +39,16 @@ def test_port_in_use(pems):
     assert f"127.0.0.1:{port}" in line and "in use" in line.lower()
 
 
+def test_metrics_port_in_use(pems):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        completed = runProxy(["--listen", "127.0.0.1:0", "--backend", "127.0.0.1:9", "--cert", pems.cert,
+                              "--key", pems.key, "--metrics", f"127.0.0.1:{port}"])
+    assert completed.returncode == 3
+    line = _error_line(completed)
+    assert f"metrics: cannot listen on 127.0.0.1:{port}" in line and "in use" in line.lower()
+
+
 @pytest.mark.parametrize("args, words", [
     (["--listen", "127.0.0.1:0", "--backend", "127.0.0.1:9"], "--cert"),  # terminate needs a certificate
     (["--listen", "127.0.0.1", "--backend", "127.0.0.1:9", "--mode", "originate"], "HOST:PORT"),

@@ -89,14 +89,8 @@ class ProxyServer:
                 raise ConfigurationError(f"listener {listenerConfig.name}: {e}") from None
 
     def listen(self, accelerated: bool) -> None:
-        """Open every listening socket and the metrics endpoint (raises ListenError)."""
-        for listener in self.listeners:
-            try:
-                self._listen(listener, accelerated)
-            except ListenError:
-                self.stopListening()
-                raise
-        if self.config.metricsAddress is not None:
+        """Open the metrics endpoint, then every listening socket (raises ListenError)."""
+        if self.config.metricsAddress is not None:  # first: a failure here leaves nothing half-started
             from tlsfast.proxy._metrics import serveMetrics
             from twisted.internet.error import CannotListenError
 
@@ -104,9 +98,15 @@ class ProxyServer:
                 self.metricsPort = serveMetrics(self.reactor, self.config.metricsAddress, self.allListeners,
                                                 self.metricsLabels)
             except CannotListenError as e:
-                self.stopListening()
                 why = getattr(e.socketError, "strerror", None) or e.socketError
                 raise ListenError(f"metrics: cannot listen on {self.config.metrics}: {why}") from None
+        for listener in self.listeners:
+            try:
+                self._listen(listener, accelerated)
+            except ListenError:
+                self.stopListening()
+                raise
+        if self.metricsPort is not None:
             address = self.metricsPort.getHost()
             self.log("info", "metrics", address=f"{address.host}:{address.port}")
 
