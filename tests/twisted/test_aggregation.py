@@ -100,6 +100,23 @@ class AggregationTests(SynchronousTestCase):
         self.server.write(b"y" * 40_000)  # over the 64 KB threshold
         self.assertGreater(len(self.server.transport.value()), 80_000)
 
+    def test_writeNowSendsAtOnceAfterWhatWasAggregated(self):
+        """writeNow (a tlsfast extension, for relays): no reactor turn, and never overtakes."""
+        self.server.write(b"first,")  # aggregated: waits for the clock
+        self.server.writeNow(b"second")
+        self.assertNotEqual(self.server.transport.value(), b"")  # both on the wire without the clock
+        self.client.dataReceived(self.server.transport.value())
+        self.assertEqual(self.clientApp.received, b"first,second")
+        self.server.transport.clear()
+        self.clock.advance(0)
+        self.assertEqual(self.server.transport.value(), b"")  # nothing was left behind
+
+    def test_writeNowAfterLoseConnectionIsDropped(self):
+        self.server.loseConnection()
+        self.server.writeNow(b"late")
+        self.client.dataReceived(self.server.transport.value())
+        self.assertEqual(self.clientApp.received, b"")
+
 
 class StockAggregationTests(AggregationTests):
     """The reference: stock Twisted waits one reactor iteration for the reply."""
@@ -117,6 +134,12 @@ class StockAggregationTests(AggregationTests):
         self.clock.advance(0)
         self.client.dataReceived(self.server.transport.value())
         self.assertEqual(self.clientApp.received, b"reply")
+
+    def test_writeNowSendsAtOnceAfterWhatWasAggregated(self):
+        self.assertFalse(hasattr(self.server, "writeNow"))  # ours only: the proxy falls back to write()
+
+    def test_writeNowAfterLoseConnectionIsDropped(self):
+        self.assertFalse(hasattr(self.server, "writeNow"))
 
 
 class ProvidedInterfacesTests(SynchronousTestCase):

@@ -84,6 +84,15 @@ def _address(address) -> str:
     return _hostPort((getattr(address, "host", "?"), getattr(address, "port", 0)))
 
 
+def _writer(transport):
+    """
+    How to relay to C{transport}: tlsfast's TLS transports can send at once
+    (C{writeNow}); Twisted's would hold each chunk for a reactor turn to
+    aggregate small writes, which a relay's whole chunks do not need.
+    """
+    return getattr(transport, "writeNow", transport.write)
+
+
 @implementer(IPushProducer, IHalfCloseableProtocol)
 class _Side(Protocol):
     """What both sides share: byte counts, half-close, being the other's producer."""
@@ -111,6 +120,7 @@ class _Side(Protocol):
 
     def _wire(self, other: "_Side") -> None:
         self.peer, other.peer = other, self
+        self.toPeer, other.toPeer = _writer(other.transport), _writer(self.transport)
         self.transport.registerProducer(other, True)
         other.transport.registerProducer(self, True)
 
@@ -191,7 +201,7 @@ class Frontend(_Side):
         if self.pending is not None:
             self.pending.append(data)
         else:
-            self.peer.transport.write(data)
+            self.toPeer(data)
 
     def backendReady(self, backend: "Backend") -> None:
         if self.closed:
@@ -323,7 +333,7 @@ class Backend(_Side):
     def dataReceived(self, data):
         self.bytesIn += len(data)
         self.lastActivity = self.frontend.listener.reactor.seconds()
-        self.peer.transport.write(data)
+        self.toPeer(data)
 
     def readConnectionLost(self):
         if self.frontend.reason is None:

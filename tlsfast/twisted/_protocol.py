@@ -379,6 +379,17 @@ class BufferingTLSTransport(StockBufferingTLSTransport, TLSMemoryBIOProtocol):
         self._aggregator = _DeliveryAwareAggregator(stock._write, stock._clock)
         self.write = self._aggregator.write
 
+    def writeNow(self, data):
+        """
+        Encrypt and send C{data} now, after anything aggregated before it,
+        instead of one reactor iteration later.  A tlsfast extension for
+        relays, whose writes are already whole chunks read from another
+        connection: aggregating them only adds a reactor turn and a
+        C{callLater} per chunk.
+        """
+        self._aggregator.flush()
+        TLSMemoryBIOProtocol.write(self, data)  # the unaggregated write: close and producer checks
+
     def _deliverToApplication(self, plaintext):
         """
         Replies the application writes from inside C{dataReceived} are
