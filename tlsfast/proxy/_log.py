@@ -5,13 +5,17 @@ per event, so C{grep conn=17} follows one connection.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
 
+_NEEDS_QUOTES = re.compile(r'[ "=\n]|^$')
+
+
 def _value(value) -> str:
     text = value.decode("ascii", "backslashreplace") if isinstance(value, bytes) else str(value)
-    if text == "" or any(c in text for c in ' "=\n'):
+    if _NEEDS_QUOTES.search(text):
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
     return text
 
