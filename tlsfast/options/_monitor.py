@@ -21,6 +21,9 @@ from OpenSSL import SSL
 from tlsfast.options._errors import ConfigurationError, HandshakeTimeout
 from tlsfast.options._policy import HAS
 
+# The info-callback events the monitor acts on (besides onActivity).
+_START_OR_DONE = SSL.SSL_CB_HANDSHAKE_START | SSL.SSL_CB_HANDSHAKE_DONE
+
 _ffi, _lib = _openssl.ffi, _openssl.lib
 
 _SSL3_RT_HEADER = 256  # msg callback content type for a record header
@@ -184,6 +187,10 @@ class Monitor:
     # -- OpenSSL callbacks ----------------------------------------------------
 
     def _infoCallback(self, connection, where, ret):
+        # OpenSSL calls this ~20 times per handshake; without an onActivity
+        # hook only the start and the end matter, so skip the lookup.
+        if self.onActivity is None and not where & _START_OR_DONE:
+            return
         info = _infos.get(connection)
         if info is None:
             return

@@ -390,6 +390,8 @@ class _HeaderFirstFactory(ClientFactory):
     included, writes anything.
     """
 
+    noisy = False
+
     def __init__(self, wrapped, header: bytes):
         self.wrapped = wrapped
         self.header = header
@@ -418,6 +420,8 @@ class _HeaderFirstFactory(ClientFactory):
 
 
 class _BackendFactory(ClientFactory):
+    noisy = False  # one factory per backend connection: no "Starting factory" log per connection
+
     def __init__(self, frontend: Frontend, tls: bool):
         self.frontend = frontend
         self.tls = tls
@@ -539,6 +543,7 @@ class Listener(Factory):
             else:
                 alpn = [p.encode() for p in self.config.alpn] or None
             factory = tls.TLSMemoryBIOFactory(self.tls.clientOptionsFor(alpn), True, factory)
+            factory.noisy = False
         if self.config.proxy_protocol:
             factory = _HeaderFirstFactory(factory, self._proxyHeader(frontend, info))
         return eagerConnectTCP(self.reactor, host, port, factory, self.config.handshake_timeout)
