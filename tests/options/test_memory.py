@@ -13,7 +13,7 @@ from OpenSSL import SSL
 from tests import pki
 from tests.options.helpers import Pair, connect, connectAndClose
 from tlsfast import TLSEngine
-from tlsfast.options import ClientOptions, ServerOptions, connectionInfo
+from tlsfast.options import ClientOptions, ServerOptions, _monitor, connectionInfo
 
 pytestmark = pytest.mark.usefixtures("engineRequired")
 
@@ -34,6 +34,39 @@ def test_defaults(client, server):
         assert info.handshakeDuration >= 0
     assert connectionInfo(pair.server.connection).serverName == "example.com"
     assert connectionInfo(pair.client.connection).side == "client"
+
+
+@pytest.mark.parametrize("filtered", [True, False], ids=["filtered", "pyOpenSSL-fallback"])
+def test_serverInfoCallbackInstallPaths(client, server, monkeypatch, filtered):
+    """
+    The server's info callback is installed filtered (only handshake start
+    and done reach Python) when pyOpenSSL's Connection lookup is there, and
+    through pyOpenSSL's set_info_callback when it is not: either way the
+    info is complete, once per handshake.
+    """
+    if not filtered:
+        monkeypatch.setattr(_monitor, "_CONNECTION_OF_SSL", None)
+    seen, events = [], []
+    options = server()
+    monitor = options.monitor
+    monitor.onHandshakeDone = lambda connection, info: seen.append(info)
+    unwrapped = monitor._infoCallback
+
+    def counting(connection, where, ret):
+        events.append(where)
+        unwrapped(connection, where, ret)
+
+    monitor._infoCallback = counting
+    monitor.install(options.getContext())  # again, under the patched pyOpenSSL
+    pair = connect(client(), options)
+    info = connectionInfo(pair.server.connection)
+    assert seen == [info]
+    if filtered:
+        assert events == [SSL.SSL_CB_HANDSHAKE_START, SSL.SSL_CB_HANDSHAKE_DONE]
+    else:
+        assert len(events) > 10  # pyOpenSSL passes every event on
+    assert info.handshakeDone and info.version == "TLSv1.3" and info.serverName == "example.com"
+    assert info.handshakeDuration >= 0
 
 
 @pytest.mark.parametrize("groups, expected", [

@@ -24,6 +24,10 @@ from tlsfast.options._policy import HAS
 # The info-callback events the monitor acts on (besides onActivity).
 _START_OR_DONE = SSL.SSL_CB_HANDSHAKE_START | SSL.SSL_CB_HANDSHAKE_DONE
 
+# pyOpenSSL's SSL* -> Connection map (private; what its own callbacks use).
+# Without it the info callback goes through set_info_callback, unfiltered.
+_CONNECTION_OF_SSL = getattr(SSL.Connection, "_reverse_mapping", None)
+
 _ffi, _lib = _openssl.ffi, _openssl.lib
 
 _SSL3_RT_HEADER = 256  # msg callback content type for a record header
@@ -168,7 +172,23 @@ class Monitor:
         return time.monotonic()
 
     def install(self, context: SSL.Context) -> None:
-        context.set_info_callback(self._infoCallback)
+        reverse = _CONNECTION_OF_SSL
+        if self.onActivity is not None or reverse is None:
+            context.set_info_callback(self._infoCallback)
+        else:
+            # OpenSSL calls the info callback ~20 times per handshake and only
+            # the start and the end matter here: filter before pyOpenSSL's
+            # wrapper would look the Connection up and call us (what
+            # set_info_callback installs, minus two Python calls per event).
+            infoCallback = self._infoCallback
+
+            def filtered(ssl, where, ret):
+                if where & _START_OR_DONE:
+                    infoCallback(reverse[ssl], where, ret)
+
+            # Kept where pyOpenSSL keeps its own: alive as long as the Context.
+            context._info_callback = _ffi.callback("void (*)(const SSL *, int, int)", filtered)
+            _lib.SSL_CTX_set_info_callback(context._context, context._info_callback)
         if self._messageCallback is not None:
             # Not wrapped by pyOpenSSL: set through the binding directly.
             _lib.SSL_CTX_set_msg_callback(context._context, self._messageCallback)
@@ -187,10 +207,8 @@ class Monitor:
     # -- OpenSSL callbacks ----------------------------------------------------
 
     def _infoCallback(self, connection, where, ret):
-        # OpenSSL calls this ~20 times per handshake; without an onActivity
-        # hook only the start and the end matter, so skip the lookup.
         if self.onActivity is None and not where & _START_OR_DONE:
-            return
+            return  # (when installed through pyOpenSSL, which does not filter)
         info = _infos.get(connection)
         if info is None:
             return
