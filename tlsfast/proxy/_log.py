@@ -77,3 +77,26 @@ class Logger:
         elif not self._flushPending:
             self._flushPending = True
             self._callLater(0, self.flush)
+
+
+def twistedObserver(log: Logger):
+    """
+    A L{twisted.logger} observer passing Twisted's warnings and errors (an
+    exception that escaped a callback, an unhandled error in a Deferred) to
+    C{log} as C{event=twisted} lines, traceback included.  Twisted's
+    informational chatter stays out.
+    """
+    from twisted.logger import LogLevel, formatEvent
+
+    def observe(event: dict) -> None:
+        level = event.get("log_level")
+        failure = event.get("log_failure")
+        if failure is None and (level is None or level < LogLevel.warn):
+            return
+        fields = {"message": formatEvent(event) or None, "system": event.get("log_system")}
+        if failure is not None:
+            fields["error"] = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+            fields["traceback"] = failure.getTraceback()
+        log("error" if failure is not None or level >= LogLevel.error else "warn", "twisted", **fields)
+
+    return observe

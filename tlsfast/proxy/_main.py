@@ -176,7 +176,16 @@ def serve(config: ProxyConfig, log: Logger, loadConfig=None, reactor=None, worke
         warnings.simplefilter("always", tlsfast.twisted.TLSFastUnavailableWarning)
         accelerated = tlsfast.twisted.install()
     if reactor is None:
+        from tlsfast.proxy import _reactor
+
+        _reactor.install()
         from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner
+
+    from tlsfast.proxy._log import twistedObserver
+
+    # Errors Twisted logs (an exception escaping a callback) go to our log.
+    globalLogBeginner.beginLoggingTo([twistedObserver(log)], redirectStandardIO=False)
 
     from tlsfast.proxy._server import ListenError, ProxyServer
 

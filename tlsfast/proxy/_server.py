@@ -120,7 +120,8 @@ class ProxyServer:
         address = listener.port.getHost()
         self.log("info", "listening", listener=listener.config.name, mode=listener.config.mode,
                  address=f"{address.host}:{address.port}", backend=listener.config.backend,
-                 accelerated=accelerated, eager_writes=_eager.AVAILABLE)
+                 accelerated=accelerated, eager_writes=_eager.AVAILABLE,
+                 reactor=type(self.reactor).__name__)
 
     def allListeners(self) -> list[Listener]:
         self.retired = [listener for listener in self.retired if listener.connections]
