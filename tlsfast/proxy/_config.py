@@ -86,6 +86,7 @@ class ListenerConfig:
     tls13_ciphers: str | None = None
     groups: str | None = None
     proxy_protocol: str | None = None  # v1 | v2: a PROXY header to the backend
+    accept_proxy: bool = False  # clients' connections start with a PROXY header (from a balancer)
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
@@ -160,6 +161,8 @@ class ListenerConfig:
         if self.proxy_protocol is not None and self.proxy_protocol not in PROXY_PROTOCOL_VERSIONS:
             raise ProxyConfigError(f"{where}: proxy-protocol {self.proxy_protocol!r} is not one of "
                                    f"{', '.join(PROXY_PROTOCOL_VERSIONS)}")
+        if not isinstance(self.accept_proxy, bool):
+            raise ProxyConfigError(f"{where}: accept_proxy must be true or false, not {self.accept_proxy!r}")
         if self.max_connections < 1:
             raise ProxyConfigError(f"{where}: max-connections must be at least 1")
         for name in ("handshake_timeout", "idle_timeout"):

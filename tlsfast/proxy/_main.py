@@ -75,6 +75,9 @@ def addParser(commands) -> None:
     proxy.add_argument("--proxy-protocol", choices=PROXY_PROTOCOL_VERSIONS, default=None,
                        help="send a PROXY protocol header (v1 text, v2 binary with TLS details) "
                             "to the backend first")
+    proxy.add_argument("--accept-proxy", action="store_true", default=None,
+                       help="every client connection starts with a PROXY protocol header (v1 or v2, "
+                            "from a load balancer): its client address is used; others are closed")
     proxy.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
                        help=f"stop accepting while this many are open (default {DEFAULT_MAX_CONNECTIONS})")
     proxy.add_argument("--handshake-timeout", type=float, default=DEFAULT_HANDSHAKE_TIMEOUT,
@@ -96,7 +99,7 @@ def addParser(commands) -> None:
 # Flags that describe the one listener (not allowed with --config).
 _LISTENER_FLAGS = ("listen", "backend", "cert", "key", "backend_ca", "backend_name", "route", "alpn_route",
                    "sni_cert", "client_ca", "client_cert", "min_version", "ciphers", "tls13_ciphers", "groups",
-                   "proxy_protocol")
+                   "proxy_protocol", "accept_proxy")
 
 
 def _pairs(values, flag, shape):
@@ -126,7 +129,7 @@ def configFromArgs(args: argparse.Namespace) -> ProxyConfig:
             alpn_routes=dict(_pairs(args.alpn_route, "--alpn-route", "PROTO=HOST:PORT")),
             sni_certs=sniCerts, client_ca=args.client_ca, client_cert=args.client_cert,
             min_version=args.min_version, ciphers=args.ciphers, tls13_ciphers=args.tls13_ciphers,
-            groups=args.groups, proxy_protocol=args.proxy_protocol,
+            groups=args.groups, proxy_protocol=args.proxy_protocol, accept_proxy=bool(args.accept_proxy),
             max_connections=args.max_connections, handshake_timeout=args.handshake_timeout,
             idle_timeout=args.idle_timeout)])
     if args.drain_timeout is not None:

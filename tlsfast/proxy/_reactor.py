@@ -66,7 +66,7 @@ if EPollReactor is not None:
                     dispatch(selectable, fd, event)
                 except KeyboardInterrupt:
                     raise
-                except BaseException:
+                except BaseException:  # noqa: BLE001
                     # What callWithLogger does: report it, keep the loop going.
                     log.err(None, f"Unhandled error in I/O event handler of {selectable!r}")
 

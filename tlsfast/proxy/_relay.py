@@ -502,6 +502,7 @@ class Listener(Factory):
         self.tlsFront = TLS_FRONT[config.mode]
         self.tlsBack = TLS_BACK[config.mode]
         self.connections: set[Frontend] = set()
+        self.awaitingHeader: set = set()  # accept_proxy: connections still reading their PROXY header
         self.stats = ListenerStats()
         self.port = None
         self.acceptPaused = False
@@ -521,12 +522,43 @@ class Listener(Factory):
         return protocol
 
     def wrapped(self):
-        """The factory to listen with: this one, under TLS when the mode says so."""
-        if not self.tlsFront:
-            return self
-        from twisted.protocols import tls  # after tlsfast.twisted.install(): the engine's
+        """
+        The factory to listen with: this one, under TLS when the mode says so,
+        under a PROXY header reader with C{accept_proxy}.
+        """
+        factory = self
+        if self.tlsFront:
+            from twisted.protocols import tls  # after tlsfast.twisted.install(): the engine's
 
-        return tls.TLSMemoryBIOFactory(_CurrentServerOptions(self), False, self)
+            factory = tls.TLSMemoryBIOFactory(_CurrentServerOptions(self), False, self)
+        if self.config.accept_proxy:
+            from tlsfast.proxy._acceptproxy import ProxyHeaderFactory
+
+            factory = ProxyHeaderFactory(factory, self)
+        return factory
+
+    # -- accept_proxy: connections reading their PROXY header ------------------
+
+    def headerWaitStarted(self, receiver) -> None:
+        self.awaitingHeader.add(receiver)
+        self._checkAccepting()
+
+    def headerWaitEnded(self, receiver) -> None:
+        self.awaitingHeader.discard(receiver)
+        if not self.stopping:
+            self._checkAccepting()
+
+    def proxyHeaderFailed(self, receiver, client: str, why: str) -> None:
+        self.stats.connections += 1
+        self.stats.closes["proxy_header_failed"] += 1
+        frontend = receiver.wrappedProtocol
+        frontend = getattr(frontend, "wrappedProtocol", frontend)  # under TLS
+        self.log("info", "close", listener=self.config.name, conn=getattr(frontend, "id", None),
+                 by="proxy_header_failed", error=why, client=client)
+
+    def abortAwaitingHeader(self) -> None:
+        for receiver in list(self.awaitingHeader):
+            receiver.transport.abortConnection()
 
     def connectBackend(self, frontend: Frontend):
         info = connectionInfo(frontend.transport) if self.tlsFront else None
@@ -572,7 +604,7 @@ class Listener(Factory):
 
     def _checkAccepting(self) -> None:
         """Stop accepting at max_connections (the kernel's backlog queues the rest); resume below."""
-        full = len(self.connections) >= self.config.max_connections
+        full = len(self.connections) + len(self.awaitingHeader) >= self.config.max_connections
         if full and not self.acceptPaused and self.port is not None:
             self.acceptPaused = True
             self.port.stopReading()

@@ -60,7 +60,8 @@ def _sameSocket(old: Listener, config) -> bool:
     host, port = config.listenAddress
     oldHost, oldPort = old.config.listenAddress
     bound = old.port.getHost().port if old.port is not None else None
-    return host == oldHost and port in (oldPort, bound) and old.config.mode == config.mode
+    return (host == oldHost and port in (oldPort, bound) and old.config.mode == config.mode
+            and old.config.accept_proxy == config.accept_proxy)
 
 
 class ProxyServer:
@@ -208,6 +209,7 @@ class ProxyServer:
         listeners = self.allListeners()
         for listener in listeners:
             listener.stopping = True
+            listener.abortAwaitingHeader()  # nothing relayed yet: nothing to drain
 
         def openConnections():
             return [c for listener in listeners for c in listener.connections]
