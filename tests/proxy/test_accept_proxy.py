@@ -189,3 +189,52 @@ def test_v2_writer_roundtrip_sanity():
     """(The writer the tests use for v2 headers, read by the independent parser.)"""
     result = ProxyProtocolV2().unpack(headerV2(("198.51.100.9", 1234), ("127.0.0.1", 80)))
     assert result.source == (ipaddress.ip_address("198.51.100.9"), 1234)
+
+
+@pytest.mark.parametrize("mode", ["terminate", "originate"])  # TLS and plain (half-closeable) listeners
+def test_closing_before_the_header(pems, start_proxy, backend, mode):
+    """
+    A connect-and-close (a balancer's TCP health check) is not a failure; a
+    close in the middle of the header is.
+    """
+    server = backend(echo)
+    args = (["--cert", pems.cert, "--key", pems.key] if mode == "terminate"
+            else ["--mode", "originate", "--backend-ca", pems.ca, "--backend-name", "backend.example"])
+    proxy = start_proxy("--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{server.port}", *args,
+                        "--accept-proxy")
+    socket.create_connection(("127.0.0.1", proxy.port), timeout=TIMEOUT).close()
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=TIMEOUT) as sock:
+        sock.sendall(V1[:20])
+    [line] = proxy.waitFor(r"by=proxy_header_failed")
+    assert 'error="connection closed inside the PROXY header"' in line
+    time.sleep(0.2)  # (the health check came first: its line would be there by now)
+    assert len(proxy.waitFor(r"event=close ", 0)) == 1
+    assert server.accepted == 0
+
+
+def test_connections_reading_their_header_count_towards_max_connections(pems, start_proxy, backend):
+    server = backend(echo)
+    proxy = start_proxy("--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{server.port}",
+                        "--cert", pems.cert, "--key", pems.key, "--accept-proxy", "--max-connections", "1")
+    waiting = socket.create_connection(("127.0.0.1", proxy.port), timeout=TIMEOUT)
+    waiting.sendall(V1[:5])
+    proxy.waitFor(r"event=max_connections")
+    queued = socket.create_connection(("127.0.0.1", proxy.port), timeout=TIMEOUT)  # in the backlog
+    queued.sendall(V1)
+    waiting.close()  # frees the slot (and is logged as a failed header)
+    proxy.waitFor(r"by=proxy_header_failed")
+    with clientContext(pems.ca).wrap_socket(queued, server_hostname="example.com") as sock:
+        sock.sendall(b"served")
+        assert sock.recv(100) == b"served"
+
+
+def test_sigterm_does_not_wait_for_headers(pems, start_proxy, backend):
+    server = backend(echo)
+    proxy = start_proxy("--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{server.port}",
+                        "--cert", pems.cert, "--key", pems.key, "--accept-proxy", "--drain-timeout", "30")
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=TIMEOUT) as sock:
+        sock.sendall(V1[:5])
+        time.sleep(0.2)  # accepted, reading its header
+        started = time.monotonic()
+        assert proxy.terminate() == 0
+        assert time.monotonic() - started < 10  # not the 30 s drain deadline

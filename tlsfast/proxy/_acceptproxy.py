@@ -97,6 +97,7 @@ class ProxyHeaderReceiver(ProtocolWrapper):
         self._buffer = b""
         self._headerDone = False
         self._timer = None
+        self._failed = False
         self._peer = self._host = None
 
     def makeConnection(self, transport):
@@ -136,11 +137,17 @@ class ProxyHeaderReceiver(ProtocolWrapper):
         self._fail(f"no complete PROXY header after {self.factory.listener.config.handshake_timeout} s")
 
     def _fail(self, why: str) -> None:
-        self._stopWaiting()
-        listener = self.factory.listener
-        peer = self.transport.getPeer()
-        listener.proxyHeaderFailed(self, f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}", why)
+        self._report(why)
         self.transport.abortConnection()
+
+    def _report(self, why: str) -> None:
+        self._stopWaiting()
+        if self._failed:
+            return
+        self._failed = True
+        peer = self.transport.getPeer()
+        self.factory.listener.proxyHeaderFailed(
+            self, f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}", why)
 
     def _stopWaiting(self):
         if self._timer is not None and self._timer.active():
@@ -156,10 +163,15 @@ class ProxyHeaderReceiver(ProtocolWrapper):
         return self._host if self._host is not None else self.transport.getHost()
 
     def connectionLost(self, reason):
-        self._stopWaiting()
         if self._headerDone:
             ProtocolWrapper.connectionLost(self, reason)
-        # Otherwise the stack above was never connected: nothing to tell it.
+            return
+        # The stack above was never connected: nothing to tell it.  A peer
+        # that closes without sending a byte is a balancer's TCP health
+        # check, not a failure; one that stops inside the header is.
+        if self._buffer:
+            self._report("connection closed inside the PROXY header")
+        self._stopWaiting()
 
 
 @implementer(IHalfCloseableProtocol)
@@ -170,7 +182,7 @@ class HalfCloseableProxyHeaderReceiver(ProxyHeaderReceiver):
         if self._headerDone:
             self.wrappedProtocol.readConnectionLost()
         else:
-            self._fail("connection closed before a complete PROXY header")
+            self.transport.loseConnection()  # connectionLost says whether it was a failure
 
     def writeConnectionLost(self):
         if self._headerDone:
