@@ -75,6 +75,8 @@ class ListenerConfig:
     key: str | None = None
     backend_ca: str | None = None
     backend_name: str | None = None
+    backend_cert: str | None = None  # client certificate towards the backend (mutual TLS); may hold the key
+    backend_key: str | None = None
     alpn: list[str] = field(default_factory=list)
     routes: dict[str, str] = field(default_factory=dict)  # SNI name or "*.suffix" -> backend HOST:PORT
     alpn_routes: dict[str, str] = field(default_factory=dict)  # negotiated ALPN protocol -> backend
@@ -132,10 +134,12 @@ class ListenerConfig:
                     raise ProxyConfigError(
                         f"{where}: mode {self.mode} verifies the backend: give --backend-name "
                         f"(the name its certificate is for; the address {host} is not used as one)")
-        elif self.backend_ca or self.backend_name:
-            raise ProxyConfigError(f"{where}: mode {self.mode} does not use --backend-ca/--backend-name "
-                                   "(no TLS towards the backend)")
-        for name in ("cert", "key", "backend_ca"):
+        elif self.backend_ca or self.backend_name or self.backend_cert or self.backend_key:
+            raise ProxyConfigError(f"{where}: mode {self.mode} does not use --backend-ca/--backend-name/"
+                                   "--backend-cert/--backend-key (no TLS towards the backend)")
+        if self.backend_key and not self.backend_cert:
+            raise ProxyConfigError(f"{where}: backend-key needs backend-cert (the certificate it belongs to)")
+        for name in ("cert", "key", "backend_ca", "backend_cert", "backend_key"):
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
                 raise ProxyConfigError(f"{where}: {name.replace('_', '-')} file {path!r} does not exist")

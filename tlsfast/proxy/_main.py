@@ -51,6 +51,9 @@ def addParser(commands) -> None:
                        help="CAs the backend's certificate must chain to (default: the platform's)")
     proxy.add_argument("--backend-name", metavar="NAME",
                        help="name the backend's certificate must be valid for (default: the backend host)")
+    proxy.add_argument("--backend-cert", metavar="PEM",
+                       help="client certificate to present to the backend (mutual TLS; may hold the key)")
+    proxy.add_argument("--backend-key", metavar="PEM", help="its private key")
     proxy.add_argument("--alpn", metavar="LIST", default="",
                        help="comma-separated ALPN protocols to offer (reencrypt: the backend is offered "
                             "what the client chose)")
@@ -97,7 +100,8 @@ def addParser(commands) -> None:
 
 
 # Flags that describe the one listener (not allowed with --config).
-_LISTENER_FLAGS = ("listen", "backend", "cert", "key", "backend_ca", "backend_name", "route", "alpn_route",
+_LISTENER_FLAGS = ("listen", "backend", "cert", "key", "backend_ca", "backend_name", "backend_cert", "backend_key",
+                   "route", "alpn_route",
                    "sni_cert", "client_ca", "client_cert", "min_version", "ciphers", "tls13_ciphers", "groups",
                    "proxy_protocol", "accept_proxy")
 
@@ -124,7 +128,8 @@ def configFromArgs(args: argparse.Namespace) -> ProxyConfig:
         sniCerts = {name: files.split(",") for name, files in _pairs(args.sni_cert, "--sni-cert", "NAME=CERT[,KEY]")}
         config = ProxyConfig([ListenerConfig(
             listen=args.listen, backend=args.backend, mode=args.mode, cert=args.cert, key=args.key,
-            backend_ca=args.backend_ca, backend_name=args.backend_name, alpn=args.alpn,
+            backend_ca=args.backend_ca, backend_name=args.backend_name, backend_cert=args.backend_cert,
+            backend_key=args.backend_key, alpn=args.alpn,
             routes=dict(_pairs(args.route, "--route", "NAME=HOST:PORT")),
             alpn_routes=dict(_pairs(args.alpn_route, "--alpn-route", "PROTO=HOST:PORT")),
             sni_certs=sniCerts, client_ca=args.client_ca, client_cert=args.client_cert,

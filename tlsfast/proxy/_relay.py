@@ -173,6 +173,7 @@ class Frontend(_Side):
         self.reason = None  # why we closed, if we did
         self.clientCertificateSubject = self.clientCertificateCN = None
         self.tlsInfo = None  # the client's TLS, once its handshake is done
+        self.backendError = None  # how the backend connection ended, if not cleanly
         self.clientAddress = None
         self.opened = 0.0
 
@@ -300,6 +301,7 @@ class Frontend(_Side):
                  cipher=tls.cipher if tls else None, alpn=tls.alpn if tls else None,
                  resumed=tls.resumed if tls else None, client_cert=self.clientCertificateSubject,
                  backend=_hostPort(self.backendAddress) if self.peer is not None else None,
+                 backend_error=self.backendError,
                  seconds=f"{self.listener.reactor.seconds() - self.opened:.3f}",
                  bytes_from_client=self.bytesIn, bytes_from_backend=fromBackend)
 
@@ -347,6 +349,9 @@ class Backend(_Side):
             return
         if self.frontend.reason is None and not self.frontend.closed:
             self.frontend.reason = "backend"
+        # (A TLS 1.3 backend refusing our client certificate says so only
+        # now, after its handshake looked complete.)
+        self.frontend.backendError = _closeError(reason)
         self._closePeer()
 
 
@@ -469,6 +474,7 @@ class ListenerTLS:
             options = self._clientOptions[key] = ClientOptions(
                 self.config.backend_name, caFile=self.config.backend_ca,
                 trustRoot="platform", acceptableProtocols=list(key) or None,
+                clientCertificate=self.config.backend_cert, clientKey=self.config.backend_key,
                 handshakeTimeout=self.config.handshake_timeout, reactor=self.reactor)
         return options
 
