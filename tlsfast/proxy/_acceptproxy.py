@@ -145,9 +145,7 @@ class ProxyHeaderReceiver(ProtocolWrapper):
         if self._failed:
             return
         self._failed = True
-        peer = self.transport.getPeer()
-        self.factory.listener.proxyHeaderFailed(
-            self, f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}", why)
+        self.factory.listener.proxyHeaderFailed(self, why)
 
     def _stopWaiting(self):
         if self._timer is not None and self._timer.active():

@@ -554,13 +554,13 @@ class Listener(Factory):
         if not self.stopping:
             self._checkAccepting()
 
-    def proxyHeaderFailed(self, receiver, client: str, why: str) -> None:
+    def proxyHeaderFailed(self, receiver, why: str) -> None:
         self.stats.connections += 1
         self.stats.closes["proxy_header_failed"] += 1
         frontend = receiver.wrappedProtocol
         frontend = getattr(frontend, "wrappedProtocol", frontend)  # under TLS
         self.log("info", "close", listener=self.config.name, conn=getattr(frontend, "id", None),
-                 by="proxy_header_failed", error=why, client=client)
+                 by="proxy_header_failed", error=why, client=_address(receiver.transport.getPeer()))
 
     def abortAwaitingHeader(self) -> None:
         for receiver in list(self.awaitingHeader):
