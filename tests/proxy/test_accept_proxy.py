@@ -7,6 +7,7 @@ independent parser in test_proxy_protocol.py).
 """
 
 import ipaddress
+import signal
 import socket
 import time
 
@@ -238,3 +239,21 @@ def test_sigterm_does_not_wait_for_headers(pems, start_proxy, backend):
         started = time.monotonic()
         assert proxy.terminate() == 0
         assert time.monotonic() - started < 10  # not the 30 s drain deadline
+
+
+def test_sighup_turning_it_on_rebuilds_the_listener(pems, start_proxy, backend, tmp_path):
+    """The header reader sits under TLS on the listening socket: a reload that turns it on rebuilds that."""
+    server = backend(echo)
+    config = tmp_path / "proxy.toml"
+    listener = (f'[[listener]]\nname = "web"\nbackend = "127.0.0.1:{server.port}"\n'
+                f'cert = "{pems.cert}"\nkey = "{pems.key}"\n')
+    config.write_text(listener + 'listen = "127.0.0.1:0"\n')
+    proxy = start_proxy("--config", config)
+    port = proxy.ports["web"]
+    config.write_text(listener + f'listen = "127.0.0.1:{port}"\naccept_proxy = true\n')
+    proxy.process.send_signal(signal.SIGHUP)
+    assert "added=web" in proxy.waitFor(r"event=reloaded")[0]  # a new socket, not an update
+    with tlsAfter(V1, port, clientContext(pems.ca)) as sock:
+        sock.sendall(b"after reload")
+        assert sock.recv(100) == b"after reload"
+    assert "client=203.0.113.7:40123" in proxy.waitFor(r"event=close ")[0]
