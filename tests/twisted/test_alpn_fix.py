@@ -85,6 +85,13 @@ def test_installed_still_fails_without_overlap(installed):
         _handshake(["h2"], [b"http/1.1"])
 
 
+def test_installed_no_overlap_sends_alert_120(installed):
+    """RFC 7301 section 3.2: no_application_protocol, not internal_error."""
+    with pytest.raises(ssl.SSLError, match="NO_APPLICATION_PROTOCOL|no application protocol") as raised:
+        _handshake(["h2", "spdy/3"], [b"http/1.1"])
+    assert "INTERNAL_ERROR" not in str(raised.value).upper()
+
+
 def test_uninstall_restores_stock_callback(installed):
     tlsfast.twisted.uninstall()
     try:

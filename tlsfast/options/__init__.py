@@ -11,7 +11,12 @@ See docs/howto.md.
 """
 
 from tlsfast.options._client import ClientOptions, SessionCache, platformTrustAvailable
-from tlsfast.options._errors import CertificateValidityWarning, ConfigurationError, HandshakeTimeout
+from tlsfast.options._errors import (
+    CertificateValidityWarning,
+    ConfigurationError,
+    HandshakeTimeout,
+    NoApplicationProtocol,
+)
 from tlsfast.options._monitor import ConnectionInfo, connectionInfo
 from tlsfast.options._server import ServerOptions
 from tlsfast.options._sources import Identity, loadCertificates, loadIdentity, loadPrivateKey
@@ -23,6 +28,7 @@ __all__ = [
     "ConnectionInfo",
     "HandshakeTimeout",
     "Identity",
+    "NoApplicationProtocol",
     "ServerOptions",
     "SessionCache",
     "connectionInfo",

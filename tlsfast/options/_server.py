@@ -14,6 +14,7 @@ from zope.interface import implementer
 
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 
+from tlsfast.options._alpn import selectProtocol
 from tlsfast.options._errors import ConfigurationError
 from tlsfast.options._monitor import Monitor
 from tlsfast.options._policy import (
@@ -95,7 +96,8 @@ class ServerOptions:
         must chain to (needed unless C{clientCertificate} is C{"none"}).
     @param acceptableProtocols: ALPN names (bytes) in preference order.
         Without them, clients offering ALPN are accepted without ALPN; with
-        them, a client offering none of them fails the handshake.
+        them, a client offering none of them fails the handshake with alert
+        120 C{no_application_protocol} (L{NoApplicationProtocol}).
     @param serverNames: SNI map, server name (C{"*.example.com"} wildcards
         allowed) to a certificate source, or to a C{(certificate, key)}
         pair; names not in it get C{certificate}.
@@ -200,13 +202,7 @@ class ServerOptions:
     # -- callbacks --------------------------------------------------------------
 
     def _selectProtocol(self, connection, offered):
-        if not self.acceptableProtocols:
-            # Nothing configured: go on without ALPN (stock Twisted fails here).
-            return SSL.NO_OVERLAPPING_PROTOCOLS
-        for protocol in self.acceptableProtocols:
-            if protocol in offered:
-                return protocol
-        return b""  # configured, nothing in common: the handshake fails
+        return selectProtocol(self.acceptableProtocols or (), offered)
 
     def _selectServerName(self, connection):
         name = connection.get_servername()

@@ -10,15 +10,17 @@ with "tlsv1 alert internal error").  pyOpenSSL's sentinel for "go on without
 ALPN" is C{NO_OVERLAPPING_PROTOCOLS}.
 
 The fixed callback returns that sentinel when this connection has no
-acceptable protocols configured, and keeps Twisted's behaviour -- the
-handshake fails -- when protocols are configured and none overlaps.
+acceptable protocols configured.  When protocols are configured and none
+overlaps the handshake still fails, as in stock Twisted, but with the alert
+RFC 7301 asks for (120 C{no_application_protocol}, not 80 C{internal_error}):
+see L{tlsfast.options._alpn}.
 """
 
 from __future__ import annotations
 
-from OpenSSL import SSL
-
 from twisted.internet import _sslverify
+
+from tlsfast.options._alpn import selectProtocol
 
 stockSetupForALPN = _sslverify.setupForALPN
 
@@ -32,13 +34,7 @@ def setupForALPN(context, acceptableProtocols):
     def alpnSelect(connection, clientSentProtocols):
         tlsProtocol = connection.get_app_data()
         allAcceptable = _sslverify.protosFromProtocol(tlsProtocol, acceptableProtocols)
-        if not allAcceptable:
-            return SSL.NO_OVERLAPPING_PROTOCOLS
-        offered = set(clientSentProtocols)
-        for protocol in allAcceptable:
-            if protocol in offered:
-                return protocol
-        return b""  # configured, but nothing in common: fail, as stock does
+        return selectProtocol(allAcceptable, clientSentProtocols)
 
     context.set_alpn_select_callback(alpnSelect)
 
