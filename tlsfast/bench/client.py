@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import ssl
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -135,7 +135,7 @@ def handshake(args) -> dict:
                         session = sock.session
                 sock.close()
                 n += 1
-        except BaseException as e:  # reported by the main thread
+        except BaseException as e:  # noqa: BLE001 - a worker thread's failure is re-raised by the main thread
             errors.append(e)
         counts.append(n)
         resumed.append(reused)

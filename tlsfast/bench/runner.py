@@ -25,8 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tlsfast.bench.certs import write_pki
 from tlsfast.bench.tlsconfig import DEFAULT_CIPHER, DEFAULT_GROUP, write_openssl_conf
@@ -228,7 +229,7 @@ def port_is_free(port: int) -> bool:
 class Server:
     """One server process: ``READY <port>`` on start, ``NEGOTIATED`` after a handshake."""
 
-    def __init__(self, run: "Run", stack: str, scenario: str, port: int):
+    def __init__(self, run: Run, stack: str, scenario: str, port: int):
         self.stack = stack
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = _spawn(
