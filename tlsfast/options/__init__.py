@@ -18,6 +18,7 @@ from tlsfast.options._errors import (
     NoApplicationProtocol,
 )
 from tlsfast.options._monitor import ConnectionInfo, connectionInfo
+from tlsfast.options._policy import DEFAULT_CLIENT_CIPHERS, DEFAULT_SERVER_CIPHERS
 from tlsfast.options._server import ServerOptions
 from tlsfast.options._sources import Identity, loadCertificates, loadIdentity, loadPrivateKey
 
@@ -26,6 +27,8 @@ __all__ = [
     "ClientOptions",
     "ConfigurationError",
     "ConnectionInfo",
+    "DEFAULT_CLIENT_CIPHERS",
+    "DEFAULT_SERVER_CIPHERS",
     "HandshakeTimeout",
     "Identity",
     "NoApplicationProtocol",
