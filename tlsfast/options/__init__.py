@@ -23,12 +23,12 @@ from tlsfast.options._server import ServerOptions
 from tlsfast.options._sources import Identity, loadCertificates, loadIdentity, loadPrivateKey
 
 __all__ = [
+    "DEFAULT_CLIENT_CIPHERS",
+    "DEFAULT_SERVER_CIPHERS",
     "CertificateValidityWarning",
     "ClientOptions",
     "ConfigurationError",
     "ConnectionInfo",
-    "DEFAULT_CLIENT_CIPHERS",
-    "DEFAULT_SERVER_CIPHERS",
     "HandshakeTimeout",
     "Identity",
     "NoApplicationProtocol",
