@@ -29,9 +29,10 @@ from tests.twisted.tlshelpers import (
     Recorder,
     RecordingFactory,
     clientOptions,
+    countEngineConnections,
     serverOptions,
 )
-from tlsfast.twisted import StockListenersWarning, _listeners, _protocol
+from tlsfast.twisted import StockListenersWarning, _listeners
 
 
 def reactor():
@@ -54,17 +55,7 @@ class InstallAfterListeningTests(TestCase):
             self.skipTest("tlsfast engine unavailable")
         tlsfast.twisted.uninstall()
         self.addCleanup(tlsfast.twisted.uninstall)
-        self.engineConnections = 0
-        original = _protocol.engineFor
-
-        def countingEngineFor(connection):
-            engine = original(connection)
-            if engine is not None:
-                self.engineConnections += 1
-            return engine
-
-        _protocol.engineFor = countingEngineFor
-        self.addCleanup(setattr, _protocol, "engineFor", original)
+        countEngineConnections(self)
 
     def listenSSL(self):
         port = reactor().listenSSL(0, RecordingFactory(Echo), serverOptions(), interface="127.0.0.1")
