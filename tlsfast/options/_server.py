@@ -85,7 +85,7 @@ class ServerOptions:
     only forward-secret ECDHE key exchange with AEAD ciphers
     (L{tlsfast.options.DEFAULT_SERVER_CIPHERS}:
     C{ECDHE-{ECDSA,RSA}-{AES128-GCM,AES256-GCM,CHACHA20-POLY1305}}), plus
-    the same with DHE when C{dhParameters} are given; OpenSSL's TLS 1.3
+    the three DHE-RSA AEAD suites when C{dhParameters} are given; OpenSSL's TLS 1.3
     suites and groups (the hybrid post-quantum X25519MLKEM768 first);
     session tickets and cache on.
 
