@@ -70,10 +70,15 @@ def backendErrorReason(reason) -> str:
 
 
 class ProxyCollector:
-    """A prometheus_client collector over the process's listeners."""
+    """
+    A prometheus_client collector over one process's L{ProxyServer}: its
+    listeners' counters, the expiry of the certificates they present, and
+    the outcome of reloads.  It reads state the reactor mutates, so it is
+    collected on the reactor thread (L{MetricsResource}).
+    """
 
-    def __init__(self, listeners, constantLabels: dict[str, str] | None = None):
-        self.listeners = listeners  # a callable returning the current Listener objects
+    def __init__(self, server, constantLabels: dict[str, str] | None = None):
+        self.server = server
         self.constant = dict(constantLabels or {})
 
     def describe(self):
@@ -104,8 +109,12 @@ class ProxyCollector:
             "bytes": CounterMetricFamily("tlsfast_proxy_bytes",
                                          "Plaintext bytes relayed, by direction",
                                          labels=[*base, "direction"]),
+            "expiry": GaugeMetricFamily("tlsfast_proxy_certificate_expiry_timestamp_seconds",
+                                        "When each certificate a listener presents expires (Unix time), "
+                                        "as loaded at start or at the last reload",
+                                        labels=[*base, "certificate"]),
         }
-        for listener in self.listeners():
+        for listener in self.server.allListeners():
             stats, name = listener.stats, [listener.config.name, *extraValues]
             fromClients, fromBackends = stats.closedBytesFromClients, stats.closedBytesFromBackends
             for connection in list(listener.connections):
@@ -123,21 +132,22 @@ class ProxyCollector:
                 families["closes"].add_metric([*name, by], count)
             families["bytes"].add_metric([*name, "client_to_backend"], fromClients)
             families["bytes"].add_metric([*name, "backend_to_client"], fromBackends)
+        for listener in self.server.listeners:  # retired ones present nothing to new clients
+            for path, expiry in sorted(self.server.certificateExpiry.get(listener.config.name, {}).items()):
+                families["expiry"].add_metric([listener.config.name, *extraValues, path], expiry)
+        reloads = CounterMetricFamily("tlsfast_proxy_reloads", "Reloads (SIGHUP), by result",
+                                      labels=["result", *extra])
+        for result in ("success", "failure"):
+            reloads.add_metric([result, *extraValues], self.server.reloads[result])
         yield from families.values()
+        yield reloads
 
 
-def serveMetrics(reactor, address: tuple[str, int], listeners, constantLabels=None):
-    """
-    Listen on C{address} for Prometheus scrapes (any path): this process's
-    proxy metrics plus the standard process metrics (CPU, memory, fds).
-    Returns the listening port.
-    """
+def processRegistry(server, constantLabels: dict[str, str] | None = None):
+    """This process's proxy metrics plus the standard process metrics (CPU, memory, fds)."""
     from prometheus_client import CollectorRegistry, ProcessCollector
-    from prometheus_client.twisted import MetricsResource
-    from twisted.web.server import Site
 
     registry = CollectorRegistry()
-    registry.register(ProxyCollector(listeners, constantLabels))
+    registry.register(ProxyCollector(server, constantLabels))
     ProcessCollector(registry=registry)
-    host, port = address
-    return reactor.listenTCP(port, Site(MetricsResource(registry=registry)), interface=host)
+    return registry
