@@ -11,83 +11,68 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+import warnings
 
 from tlsfast.proxy._config import ProxyConfig, ProxyConfigError
 
 EXIT_OK, EXIT_CONFIG = 0, 2
 
 
-def configurationProblems(config: ProxyConfig) -> list[str]:
+def configurationProblems(config: ProxyConfig, warned: list[str]) -> list[str]:
     """
-    Every problem L{ProxyConfig.check} finds.  It stops at the first, so
-    once it has, each listener is checked on its own for more.
+    Every problem in C{config}: L{ProxyConfig.check} stops at the first,
+    so each listener is also checked on its own, and the TLS settings of
+    those that pass are built as the proxy builds them (files read, keys
+    matched against their certificates, CA files parsed).  What the TLS
+    layer warns of (an expired certificate, say: served all the same) is
+    added to C{warned}.
     """
+    from tlsfast.options import ConfigurationError
+    from tlsfast.proxy._relay import ListenerTLS
+
+    problems: list[str] = []
     try:
         config.check()
-        return []
     except ProxyConfigError as e:
-        problems = [str(e)]
+        problems.append(str(e))
     for index, listener in enumerate(config.listeners):
         listener.name = listener.name or f"l{index}"
         try:
             listener.check()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                ListenerTLS(listener, None)  # no reactor: nothing runs, timeouts are only stored
+            warned += [f"listener {listener.name}: {warning.message}" for warning in caught]
         except ProxyConfigError as e:
             if str(e) not in problems:
                 problems.append(str(e))
-    return problems
-
-
-def tlsProblems(config: ProxyConfig) -> list[str]:
-    """Each listener's TLS settings, built as the proxy builds them (files read, keys matched)."""
-    from tlsfast.options import ConfigurationError
-    from tlsfast.proxy._relay import ListenerTLS
-
-    problems = []
-    for listener in config.listeners:
-        try:
-            ListenerTLS(listener, None)  # no reactor: nothing runs, timeouts are only stored
         except ConfigurationError as e:
             problems.append(f"listener {listener.name}: {e}")
     return problems
-
-
-def expiryWarnings(config: ProxyConfig, now: float) -> list[str]:
-    """Certificates already expired: served all the same, but worth a line."""
-    from tlsfast.proxy._certificates import expiryTimestamps
-
-    warnings = []
-    for listener in config.listeners:
-        for path, expiry in expiryTimestamps(listener).items():
-            if expiry < now:
-                day = time.strftime("%Y-%m-%d", time.gmtime(expiry))
-                warnings.append(f"listener {listener.name}: certificate {path!r} expired on {day}")
-    return warnings
 
 
 def check(args: argparse.Namespace) -> int:
     from tlsfast.proxy._main import uncheckedConfigFromArgs
     from tlsfast.proxy._privileges import resolveIdentity
 
+    warned: list[str] = []
     try:
         config = uncheckedConfigFromArgs(args)
     except ProxyConfigError as e:
         problems = [str(e)]
     else:
-        problems = configurationProblems(config)
-        if not problems:
-            problems = tlsProblems(config)
+        problems = configurationProblems(config, warned)
         if config.user is not None or config.group is not None:
             try:
-                resolveIdentity(config.user, config.group)
+                resolveIdentity(config.user, config.group, needRoot=False)
             except ProxyConfigError as e:
                 problems.append(str(e))
+    for warning in warned:
+        print(f"tlsfast proxy: warning: {warning}", file=sys.stderr)
     for problem in problems:
         print(f"tlsfast proxy: error: {problem}", file=sys.stderr)
     if problems:
         return EXIT_CONFIG
-    for warning in expiryWarnings(config, time.time()):
-        print(f"tlsfast proxy: warning: {warning}", file=sys.stderr)
     names = ", ".join(listener.name for listener in config.listeners)
     print(f"tlsfast proxy: configuration OK ({len(config.listeners)} listener(s): {names})")
     return EXIT_OK

@@ -2,6 +2,9 @@
 The metrics port: C{/metrics} (Prometheus' text format), C{/healthz} (200
 while the listeners accept, 503 once they stop), 404 elsewhere.
 
+Imported before the proxy drops root (C{--user}): nothing here imports
+lazily, as the interpreter's files may not be readable afterwards.
+
 Everything is rendered on the reactor thread, in the request's own turn:
 the collector reads counters and connection sets that the data path changes
 on that thread, so reading them anywhere else could see them mid-change.
@@ -26,7 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
@@ -59,8 +66,6 @@ class MetricsResource(Resource):
         if request.path != b"/metrics":
             request.setResponseCode(404)
             return b"not found: see /metrics and /healthz\n"
-        from prometheus_client import CONTENT_TYPE_LATEST
-
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
         body = self.exposition()
         if isinstance(body, bytes):
@@ -85,8 +90,6 @@ def metricsSite(exposition, healthy) -> Site:
 
 
 def registryText(registry) -> bytes:
-    from prometheus_client import generate_latest
-
     return generate_latest(registry)
 
 
@@ -128,8 +131,6 @@ class _ReadSamples(Protocol):
 
 def fetchPeerSamples(reactor, token: str, index: int, timeout: float = PEER_TIMEOUT) -> defer.Deferred:
     """Worker C{index}'s exposition text, or C{None} if it does not answer in time."""
-    from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
-
     protocol = _ReadSamples()
     connecting = connectProtocol(UNIXClientEndpoint(reactor, peerAddress(token, index), timeout=timeout), protocol)
 
@@ -151,10 +152,6 @@ def mergeWorkerSamples(texts: dict[int, bytes | None]) -> bytes:
     One exposition from each worker's own (C{None}: did not answer): every
     sample labelled with its worker, families of the same name joined.
     """
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.core import GaugeMetricFamily, Metric
-    from prometheus_client.parser import text_string_to_metric_families
-
     families: dict[str, Metric] = {}
     up = GaugeMetricFamily("tlsfast_proxy_worker_up", "Whether the worker answered this scrape",
                            labels=["worker"])

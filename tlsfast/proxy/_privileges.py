@@ -26,16 +26,16 @@ class Identity:
     group: str
 
 
-def resolveIdentity(user: str | None, group: str | None) -> Identity | None:
+def resolveIdentity(user: str | None, group: str | None, needRoot: bool = True) -> Identity | None:
     """
     The identity C{user}/C{group} name (C{None} when neither is given).
     The group defaults to the user's primary group.  Raises
-    L{ProxyConfigError} for an unknown name, or when the process is not
-    root (it could not switch).
+    L{ProxyConfigError} for an unknown name, or (C{needRoot}) when the
+    process is not root: it could not switch.
     """
     if user is None and group is None:
         return None
-    if os.geteuid() != 0:
+    if needRoot and os.geteuid() != 0:
         raise ProxyConfigError(f"--user/--group need the proxy to start as root (it runs as uid {os.geteuid()})")
     uid, gid = os.getuid(), os.getgid()
     if user is not None:
