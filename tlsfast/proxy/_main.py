@@ -28,9 +28,13 @@ docs/proxy.md).  Log lines (logfmt) go to stderr; each names its listener
 and connection (conn=N).  SIGTERM or SIGINT: stop accepting, let open
 connections finish for up to --drain-timeout seconds, then close them.
 SIGHUP: read the configuration and certificates again; established
-connections are kept.  --metrics HOST:PORT serves Prometheus metrics.
+connections are kept.  --metrics HOST:PORT serves Prometheus metrics at
+/metrics and /healthz (503 once draining).  --check: check the
+configuration and certificates, then exit.  --user: drop root after
+binding.  With NOTIFY_SOCKET set, systemd is told READY/RELOADING/STOPPING.
 
-exit status: 0 stopped by a signal, 2 bad configuration, 3 cannot listen.
+exit status: 0 stopped by a signal (--check: all good), 2 bad
+configuration, 3 cannot listen.
 """
 
 EXIT_CONFIG, EXIT_LISTEN = 2, 3
