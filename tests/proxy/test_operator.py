@@ -245,13 +245,20 @@ def notify_socket(request, tmp_path, monkeypatch):
     receiver.close()
 
 
+def logTime(line: str) -> float:
+    """A log line's timestamp (millisecond precision, rounded down: so at most the real time)."""
+    stamp = datetime.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp.replace(tzinfo=datetime.UTC).timestamp()
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sd_notify(pems, start_proxy, notify_socket, workers):
     proxy = start_proxy(*listenerArgs(pems), "--workers", workers, listeners=workers)
     main = proxy.process.pid
 
     assert notify_socket.receive() == (["READY=1"], main)
-    assert len(proxy.waitFor(r"event=listening")) == workers  # every worker was listening by then
+    readyAt = time.time()
+    assert all(logTime(line) <= readyAt for line in proxy.waitFor(r"event=listening", workers))  # all before
 
     proxy.process.send_signal(signal.SIGHUP)
     lines, sender = notify_socket.receive()
@@ -260,7 +267,8 @@ def test_sd_notify(pems, start_proxy, notify_socket, workers):
     [stamp] = [int(line.removeprefix("MONOTONIC_USEC=")) for line in lines[1:]]
     assert 0 <= time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000 - stamp < TIMEOUT * 1e6
     assert notify_socket.receive() == (["READY=1"], main)
-    assert len([line for line in proxy.lines if "event=reloaded" in line]) == workers  # READY after all
+    readyAt = time.time()
+    assert all(logTime(line) <= readyAt for line in proxy.waitFor(r"event=reloaded", workers))  # READY after all
 
     proxy.process.send_signal(signal.SIGTERM)
     assert notify_socket.receive() == (["STOPPING=1"], main)
@@ -485,8 +493,11 @@ def test_sigterm_right_after_start_drains_every_worker(pems):
     """A SIGTERM that reaches workers before their reactor runs waits for it: each drains and says so."""
     proxy = Proxy(["--log-level", "info", *listenerArgs(pems), "--workers", "2"])
     try:
-        proxy.waitFor(r"event=workers ")
-        proxy.process.send_signal(signal.SIGTERM)  # the workers are being forked, or importing
+        deadline = time.monotonic() + TIMEOUT
+        while len(children(proxy.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert not [line for line in proxy.lines if "event=listening" in line]  # still starting
+        proxy.process.send_signal(signal.SIGTERM)
         assert proxy.wait() == 0
     finally:
         proxy.stop()

@@ -237,9 +237,8 @@ def serve(config: ProxyConfig, log: Logger, loadConfig=None, reactor=None, worke
     from tlsfast.proxy._server import ListenError, ProxyServer
     from tlsfast.proxy._workers import FORWARDED_SIGNALS
 
-    labels = {"worker": str(worker)} if worker is not None and workerGroup is None else None
-    server = ProxyServer(config, reactor, log, loadConfig, reusePort=worker is not None, metricsLabels=labels,
-                         notifier=notifier, workerGroup=workerGroup)
+    server = ProxyServer(config, reactor, log, loadConfig, reusePort=worker is not None, notifier=notifier,
+                         workerGroup=workerGroup)
     try:
         server.build()
     except ConfigurationError as e:
@@ -272,6 +271,7 @@ def serve(config: ProxyConfig, log: Logger, loadConfig=None, reactor=None, worke
         # Twisted's handlers are in place now ("after startup"): a worker's
         # signals, blocked since before its fork, may be delivered.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+        log.flush()
         server.notifier.ready()
 
     reactor.addSystemEventTrigger("after", "startup", started)

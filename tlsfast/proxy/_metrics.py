@@ -77,9 +77,8 @@ class ProxyCollector:
     collected on the reactor thread (L{MetricsResource}).
     """
 
-    def __init__(self, server, constantLabels: dict[str, str] | None = None):
+    def __init__(self, server):
         self.server = server
-        self.constant = dict(constantLabels or {})
 
     def describe(self):
         return []  # collected on demand; nothing to check at registration
@@ -87,9 +86,7 @@ class ProxyCollector:
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        extra = list(self.constant)
-        extraValues = [self.constant[k] for k in extra]
-        base = ["listener", *extra]
+        base = ["listener"]
         families = {
             "open": GaugeMetricFamily("tlsfast_proxy_connections_open",
                                       "Client connections open now", labels=base),
@@ -115,7 +112,7 @@ class ProxyCollector:
                                         labels=[*base, "certificate"]),
         }
         for listener in self.server.allListeners():
-            stats, name = listener.stats, [listener.config.name, *extraValues]
+            stats, name = listener.stats, [listener.config.name]
             fromClients, fromBackends = stats.closedBytesFromClients, stats.closedBytesFromBackends
             for connection in list(listener.connections):
                 fromClients += connection.bytesIn
@@ -134,20 +131,20 @@ class ProxyCollector:
             families["bytes"].add_metric([*name, "backend_to_client"], fromBackends)
         for listener in self.server.listeners:  # retired ones present nothing to new clients
             for path, expiry in sorted(self.server.certificateExpiry.get(listener.config.name, {}).items()):
-                families["expiry"].add_metric([listener.config.name, *extraValues, path], expiry)
+                families["expiry"].add_metric([listener.config.name, path], expiry)
         reloads = CounterMetricFamily("tlsfast_proxy_reloads", "Reloads (SIGHUP), by result",
-                                      labels=["result", *extra])
+                                      labels=["result"])
         for result in ("success", "failure"):
-            reloads.add_metric([result, *extraValues], self.server.reloads[result])
+            reloads.add_metric([result], self.server.reloads[result])
         yield from families.values()
         yield reloads
 
 
-def processRegistry(server, constantLabels: dict[str, str] | None = None):
+def processRegistry(server):
     """This process's proxy metrics plus the standard process metrics (CPU, memory, fds)."""
     from prometheus_client import CollectorRegistry, ProcessCollector
 
     registry = CollectorRegistry()
-    registry.register(ProxyCollector(server, constantLabels))
+    registry.register(ProxyCollector(server))
     ProcessCollector(registry=registry)
     return registry

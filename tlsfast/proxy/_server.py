@@ -102,14 +102,13 @@ class ProxyServer:
     endpoint answers for the whole group (see L{_metricsendpoint}).
     """
 
-    def __init__(self, config, reactor, log, loadConfig=None, reusePort=False, metricsLabels=None,
-                 notifier=None, workerGroup: tuple[str, int, int] | None = None):
+    def __init__(self, config, reactor, log, loadConfig=None, reusePort=False, notifier=None,
+                 workerGroup: tuple[str, int, int] | None = None):
         self.config = config
         self.reactor = reactor
         self.log = log
         self.loadConfig = loadConfig  # () -> checked ProxyConfig, for reload
         self.reusePort = reusePort
-        self.metricsLabels = metricsLabels
         self.notifier = notifier or _NoNotifier()
         self.workerGroup = workerGroup
         self.state = STARTING
@@ -161,7 +160,7 @@ class ProxyServer:
         from tlsfast.proxy import _metricsendpoint as endpoint
         from tlsfast.proxy._metrics import processRegistry
 
-        registry = processRegistry(self, self.metricsLabels)
+        registry = processRegistry(self)
         exposition: Callable[[], bytes | defer.Deferred] = partial(endpoint.registryText, registry)
         if self.workerGroup is not None:
             token, index, count = self.workerGroup
@@ -234,6 +233,7 @@ class ProxyServer:
                     break
         finally:
             self.reloading = False
+            self.log.flush()  # what the reload did is in the log before anyone hears it is done
             self.notifier.ready()
 
     @defer.inlineCallbacks

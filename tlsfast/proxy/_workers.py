@@ -110,6 +110,9 @@ def supervise(config, log: Logger, count: int, serveWorker, level: str = "info",
     def spawn(index: int) -> None:
         sys.stderr.flush()
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+        if state["stopping"]:  # a SIGTERM came while the others were being started
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            return
         pid = os.fork()
         if pid == 0:  # the worker; its signals stay blocked until its handlers are in place
             status = 1
@@ -126,8 +129,9 @@ def supervise(config, log: Logger, count: int, serveWorker, level: str = "info",
             finally:
                 sys.stderr.flush()
                 os._exit(status)
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        # Known before any signal can be handled here again, so that one is passed on to it too.
         children[pid] = (index, time.monotonic())
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def forward(signum: int) -> None:
         for pid in list(children):
