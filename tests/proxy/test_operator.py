@@ -503,3 +503,42 @@ def test_sigterm_right_after_start_drains_every_worker(pems):
         proxy.stop()
     assert proxy.waitFor(r"event=stopped worker=0") and proxy.waitFor(r"event=stopped worker=1")
     assert proxy.waitFor(r"event=stopped workers=2")
+
+
+def test_sighup_during_a_reload_reads_the_files_once_more():
+    """
+    A SIGHUP that arrives while a reload is under way is not dropped: the
+    files may have changed after that reload read them.  Readiness is
+    withdrawn once and given back once, after the last read.
+    """
+    import io
+
+    from twisted.internet.task import Clock
+
+    from tlsfast.proxy._config import ProxyConfigError
+    from tlsfast.proxy._log import Logger
+    from tlsfast.proxy._server import ProxyServer
+
+    events = []
+
+    class Notifier:
+        def ready(self):
+            events.append("ready")
+
+        def reloading(self):
+            events.append("reloading")
+
+        def stopping(self):
+            events.append("stopping")
+
+    def loadConfig():
+        events.append("read")
+        if events.count("read") == 1:
+            server.reload()  # the second SIGHUP, during the first reload
+        raise ProxyConfigError("file not valid (either time)")
+
+    server = ProxyServer(None, Clock(), Logger(stream=io.StringIO()), loadConfig, notifier=Notifier())
+    server.reload()
+    assert events == ["reloading", "read", "read", "ready"]
+    assert server.reloads == {"failure": 2}
+    assert not server.reloading
