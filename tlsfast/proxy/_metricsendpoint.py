@@ -184,7 +184,7 @@ def gatherWorkerSamples(reactor, registry, token: str, index: int, count: int) -
     gathered = defer.DeferredList(list(others.values()), consumeErrors=True)
 
     def merge(results) -> bytes:
-        texts: dict[int, bytes | None] = {peer: value for peer, (_, value) in zip(others, results)}
+        texts: dict[int, bytes | None] = {peer: value for peer, (_, value) in zip(others, results, strict=True)}
         texts[index] = own
         return mergeWorkerSamples(texts)
 

@@ -287,8 +287,8 @@ class ProxyServer:
                                   for listener in self.listeners}
         self.reloads["failure" if failed else "success"] += 1
         self.log("info", "reloaded", updated=",".join(updated) or None,
-                 added=",".join(l.config.name for l in started) or None,
-                 removed=",".join(l.config.name for l in removed) or None)
+                 added=",".join(listener.config.name for listener in started) or None,
+                 removed=",".join(listener.config.name for listener in removed) or None)
 
     # -- drain (SIGTERM) ----------------------------------------------------------------
 
