@@ -20,6 +20,7 @@ TLS_BACK = {"terminate": False, "originate": True, "reencrypt": True}
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_CLOSE_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTIONS = 10_000
 DEFAULT_DRAIN_TIMEOUT = 10.0
 
@@ -93,6 +94,7 @@ class ListenerConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT  # a graceful close's deadline, then both sides are aborted
 
     def backendFor(self, serverName: str | None, alpn: str | None = None) -> tuple[str, int]:
         """
@@ -170,7 +172,7 @@ class ListenerConfig:
             raise ProxyConfigError(f"{where}: accept_proxy must be true or false, not {self.accept_proxy!r}")
         if self.max_connections < 1:
             raise ProxyConfigError(f"{where}: max-connections must be at least 1")
-        for name in ("handshake_timeout", "idle_timeout"):
+        for name in ("handshake_timeout", "idle_timeout", "close_timeout"):
             if not getattr(self, name) > 0:
                 raise ProxyConfigError(f"{where}: {name.replace('_', '-')} must be positive")
 
