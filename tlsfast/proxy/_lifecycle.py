@@ -113,7 +113,7 @@ class LifecycleError(Exception):
     """An event the current state does not allow: a bug in the adapter, not a peer's doing."""
 
 
-S, E, A, R = State, Event, Action, Reason
+S, E, A, R = State, Event, Action, Reason  # short names for the table
 # The close deadline is armed first: closing a side may report another's loss
 # at once (a cancelled dial fails synchronously), which may finish the connection.
 _CLOSE_BOTH = (A.ARM_CLOSE_DEADLINE, A.CLOSE_CLIENT, A.CLOSE_BACKEND)
@@ -227,7 +227,6 @@ TRANSITIONS: dict[State, dict[Event, Transition]] = {
     ),
     S.CLOSED: {},
 }
-del S, E, A, R
 
 _CLIENT_GONE = frozenset({State.CLOSING_CLIENT_GONE, State.CLOSED})
 _BACKEND_UP = frozenset({State.RELAYING, State.CLIENT_DONE_SENDING, State.BACKEND_DONE_SENDING,
@@ -242,7 +241,7 @@ class Lifecycle:
     (C{reason}) and, if a deadline cut it, which one (C{aborted}).
     """
 
-    __slots__ = ("state", "reason", "aborted")
+    __slots__ = ("aborted", "reason", "state")
 
     def __init__(self) -> None:
         self.state = State.ACCEPTED

@@ -153,8 +153,10 @@ class _Side(Protocol):
         """
         Close after what is buffered.  Reading is resumed (it may have been
         paused for flow control or while dialling): a TLS peer's reply to our
-        close_notify, or a plain peer's RST, must be seen.
+        close_notify, or a plain peer's RST, must be seen; what it sends
+        meanwhile is dropped.
         """
+        self.toPeer = _discard  # what it sends from now on is not relayed (nor buffered)
         self.transport.unregisterProducer()  # a no-op when none is registered
         self.transport.resumeProducing()
         self.transport.loseConnection()
