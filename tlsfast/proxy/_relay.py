@@ -5,8 +5,10 @@ connection (L{Backend}), plaintext in the middle.
 Theory of operation
 ===================
 
-    accept --(TLS front: handshake done)--> connect backend --(TLS back:
-    handshake done)--> relaying --(either side lost)--> closing --> closed
+The connection's life (states, events, the one close reason, deadlines) is
+the table in L{tlsfast.proxy._lifecycle}.  The classes here are its
+adapters: L{Frontend} owns the L{Lifecycle}; its Twisted callbacks, and
+its L{Backend}'s, become events; it performs the actions that come back.
 
 - The backend is dialled only once the client's TLS handshake is complete
   (a client that sends garbage, or never finishes, never costs a backend
@@ -21,15 +23,16 @@ Theory of operation
   finished sending, not receiving.  The end of stream is passed on (a FIN
   to a plain peer, a close_notify to a TLS one, after what is buffered) and
   the other direction keeps flowing, so an C{nc -N}-style client still gets
-  its response.  A side is closed once both its directions have ended.
-  Twisted's TLS closes the whole connection on a close_notify, so a TLS
-  side has no half-close: its end is C{connectionLost}.
-- Close: when either side is lost, the other is unregistered as producer
+  its response.  Twisted's TLS closes the whole connection on a
+  close_notify, so a TLS side has no half-close: its end is C{connectionLost}.
+- Close: when a side is lost, the other is unregistered as producer
   (Twisted's TLS waits for that before it sends close_notify) and closed
-  with C{loseConnection}, which flushes what is buffered first.  Producer
-  C{stopProducing} is deliberately a no-op: Twisted calls it when a
-  transport dies, and closing the peer there would skip the TLS
-  close_notify.
+  with C{loseConnection}, which flushes what is buffered first; its
+  reading is resumed so that the peer's own close is seen, and what it
+  sends meanwhile is dropped.  The close deadline (C{close_timeout}) aborts
+  both sides of a close that does not finish.  Producer C{stopProducing} is
+  deliberately a no-op: Twisted calls it when a transport dies, and
+  closing the peer there would skip the TLS close_notify.
 """
 
 from __future__ import annotations
