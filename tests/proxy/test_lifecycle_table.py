@@ -128,6 +128,12 @@ def test_idle_while_handshaking_or_dialling():
     assert machine.state is S.CLOSING_BACKEND_GONE and machine.reason is Reason.IDLE_TIMEOUT
 
 
+def test_a_handshake_completing_as_we_close_is_ignored():
+    machine, _ = drive(E.ACCEPT_TLS, E.IDLE_TIMEOUT)
+    assert machine.handle(E.HANDSHAKE_DONE) == ()  # no dial
+    assert machine.state is S.CLOSING_BACKEND_GONE
+
+
 def test_drain_lets_the_connection_finish_on_its_own():
     machine, actions = drive(E.ACCEPT_TLS, E.HANDSHAKE_DONE, E.BACKEND_READY, E.DRAIN)
     assert actions[-1] == (A.ARM_DRAIN_DEADLINE,) and machine.state is S.RELAYING and machine.reason is None

@@ -224,6 +224,9 @@ TRANSITIONS: dict[State, dict[Event, Transition]] = {
         S.CLOSING_BACKEND_GONE,
         CLIENT_LOST=Transition(S.CLOSED, None, (A.FINISH,)),
         CLIENT_FIN=Transition(S.CLOSING_BACKEND_GONE, None, ()),
+        # Closed (idle, drain) while handshaking: a handshake that completes
+        # all the same is no reason to dial.
+        HANDSHAKE_DONE=Transition(S.CLOSING_BACKEND_GONE, None, ()),
     ),
     S.CLOSED: {},
 }
