@@ -113,121 +113,117 @@ class LifecycleError(Exception):
     """An event the current state does not allow: a bug in the adapter, not a peer's doing."""
 
 
-S, E, A, R = State, Event, Action, Reason  # short names for the table
+S, E, A, R, T = State, Event, Action, Reason, Transition  # short names for the table
+
 # The close deadline is armed first: closing a side may report another's loss
 # at once (a cancelled dial fails synchronously), which may finish the connection.
 _CLOSE_BOTH = (A.ARM_CLOSE_DEADLINE, A.CLOSE_CLIENT, A.CLOSE_BACKEND)
+_CLOSE_CLIENT = (A.ARM_CLOSE_DEADLINE, A.CLOSE_CLIENT)
+_CLOSE_BACKEND = (A.ARM_CLOSE_DEADLINE, A.CLOSE_BACKEND)
+_DRAIN = (A.ARM_DRAIN_DEADLINE,)
+_ABORT = (A.ABORT,)
 
-
-def _live(**transitions: Transition) -> dict[Event, Transition]:
-    """Transitions of a live (not yet closing) state, plus what every such state does on drain."""
-    return {Event(name.lower()): transition for name, transition in transitions.items()}
-
-
-def _openState(state: State, **transitions: Transition) -> dict[Event, Transition]:
-    table = _live(**transitions)
-    table[E.DRAIN] = Transition(state, None, (A.ARM_DRAIN_DEADLINE,))
-    table[E.DRAIN_DEADLINE] = Transition(S.CLOSING_BACKEND_GONE if state is S.HANDSHAKING else S.CLOSING,
-                                         R.SHUTDOWN, (A.ABORT,))
-    return table
-
-
-def _closingState(state: State, **transitions: Transition) -> dict[Event, Transition]:
-    table = _live(**transitions)
-    table[E.CLOSE_DEADLINE] = Transition(state, None, (A.ABORT,))
-    table[E.DRAIN] = Transition(state, None, (A.ARM_DRAIN_DEADLINE,))
-    table[E.DRAIN_DEADLINE] = Transition(state, None, (A.ABORT,))
-    return table
-
-
-def _dialling(state: State, clientFin: Transition, ready: Transition) -> dict[Event, Transition]:
-    return _openState(
-        state,
-        CLIENT_FIN=clientFin,
-        BACKEND_READY=ready,
-        BACKEND_FAILED=Transition(S.CLOSING_BACKEND_GONE, R.BACKEND_FAILED,
-                                  (A.ARM_CLOSE_DEADLINE, A.REPORT_BACKEND_FAILED, A.CLOSE_CLIENT)),
-        CLIENT_LOST=Transition(S.CLOSING_CLIENT_GONE, R.CLIENT,
-                               (A.ARM_CLOSE_DEADLINE, A.NOTE_CLIENT_ERROR, A.CANCEL_DIAL)),
-        IDLE_TIMEOUT=Transition(S.CLOSING, R.IDLE_TIMEOUT, (A.ARM_CLOSE_DEADLINE, A.CANCEL_DIAL, A.CLOSE_CLIENT)),
-    )
-
-
-# The table: TRANSITIONS[state][event].  Anything missing is a LifecycleError.
+# The table: TRANSITIONS[state][event] -> (next state, reason if none yet, actions).
+# Anything missing is a LifecycleError.
 TRANSITIONS: dict[State, dict[Event, Transition]] = {
     S.ACCEPTED: {
-        E.ACCEPT_TLS: Transition(S.HANDSHAKING, None, ()),
-        E.ACCEPT_PLAIN: Transition(S.DIALLING, None, (A.DIAL,)),
+        E.ACCEPT_TLS: T(S.HANDSHAKING, None, ()),
+        E.ACCEPT_PLAIN: T(S.DIALLING, None, (A.DIAL,)),
     },
-    S.HANDSHAKING: _openState(
-        S.HANDSHAKING,
-        HANDSHAKE_DONE=Transition(S.DIALLING, None, (A.DIAL,)),
-        CLIENT_LOST=Transition(S.CLOSED, R.HANDSHAKE_FAILED, (A.NOTE_CLIENT_ERROR, A.FINISH)),
-        # No backend yet: as if it were gone.
-        IDLE_TIMEOUT=Transition(S.CLOSING_BACKEND_GONE, R.IDLE_TIMEOUT, (A.ARM_CLOSE_DEADLINE, A.CLOSE_CLIENT)),
-    ),
-    S.DIALLING: _dialling(
-        S.DIALLING,
-        clientFin=Transition(S.DIALLING_CLIENT_DONE, None, ()),
-        ready=Transition(S.RELAYING, None, (A.RELAY, A.RESUME_CLIENT)),
-    ),
-    S.DIALLING_CLIENT_DONE: _dialling(
-        S.DIALLING_CLIENT_DONE,
-        clientFin=Transition(S.DIALLING_CLIENT_DONE, None, ()),  # (never sent twice; harmless)
-        ready=Transition(S.CLIENT_DONE_SENDING, None, (A.RELAY, A.END_BACKEND_WRITES)),
-    ),
-    S.RELAYING: _openState(
-        S.RELAYING,
-        CLIENT_FIN=Transition(S.CLIENT_DONE_SENDING, None, (A.END_BACKEND_WRITES,)),
-        BACKEND_FIN=Transition(S.BACKEND_DONE_SENDING, R.BACKEND, (A.END_CLIENT_WRITES,)),
-        CLIENT_LOST=Transition(S.CLOSING_CLIENT_GONE, R.CLIENT,
-                               (A.ARM_CLOSE_DEADLINE, A.NOTE_CLIENT_ERROR, A.CLOSE_BACKEND)),
-        BACKEND_LOST=Transition(S.CLOSING_BACKEND_GONE, R.BACKEND,
-                                (A.ARM_CLOSE_DEADLINE, A.NOTE_BACKEND_ERROR, A.CLOSE_CLIENT)),
-        IDLE_TIMEOUT=Transition(S.CLOSING, R.IDLE_TIMEOUT, _CLOSE_BOTH),
-    ),
-    S.CLIENT_DONE_SENDING: _openState(
-        S.CLIENT_DONE_SENDING,
-        BACKEND_FIN=Transition(S.CLOSING, R.BACKEND, _CLOSE_BOTH),
-        CLIENT_LOST=Transition(S.CLOSING_CLIENT_GONE, R.CLIENT,
-                               (A.ARM_CLOSE_DEADLINE, A.NOTE_CLIENT_ERROR, A.CLOSE_BACKEND)),
-        # We ended its writes: however it goes now, it went as asked.
-        BACKEND_LOST=Transition(S.CLOSING_BACKEND_GONE, R.BACKEND, (A.ARM_CLOSE_DEADLINE, A.CLOSE_CLIENT)),
-        IDLE_TIMEOUT=Transition(S.CLOSING, R.IDLE_TIMEOUT, _CLOSE_BOTH),
-    ),
-    S.BACKEND_DONE_SENDING: _openState(
-        S.BACKEND_DONE_SENDING,
-        CLIENT_FIN=Transition(S.CLOSING, R.CLIENT, _CLOSE_BOTH),
-        # We ended its writes (TLS: our close_notify): however it goes now, it went as asked.
-        CLIENT_LOST=Transition(S.CLOSING_CLIENT_GONE, R.CLIENT, (A.ARM_CLOSE_DEADLINE, A.CLOSE_BACKEND)),
-        BACKEND_LOST=Transition(S.CLOSING_BACKEND_GONE, R.BACKEND,
-                                (A.ARM_CLOSE_DEADLINE, A.NOTE_BACKEND_ERROR, A.CLOSE_CLIENT)),
-        IDLE_TIMEOUT=Transition(S.CLOSING, R.IDLE_TIMEOUT, _CLOSE_BOTH),
-    ),
-    S.CLOSING: _closingState(
-        S.CLOSING,
-        CLIENT_LOST=Transition(S.CLOSING_CLIENT_GONE, None, ()),
-        BACKEND_LOST=Transition(S.CLOSING_BACKEND_GONE, None, ()),
-        BACKEND_FAILED=Transition(S.CLOSING_BACKEND_GONE, None, ()),  # the dial we cancelled
-        BACKEND_READY=Transition(S.CLOSING, None, (A.CLOSE_BACKEND,)),  # ready as we gave up
-        CLIENT_FIN=Transition(S.CLOSING, None, ()),
-        BACKEND_FIN=Transition(S.CLOSING, None, ()),
-    ),
-    S.CLOSING_CLIENT_GONE: _closingState(
-        S.CLOSING_CLIENT_GONE,
-        BACKEND_LOST=Transition(S.CLOSED, None, (A.FINISH,)),
-        BACKEND_FAILED=Transition(S.CLOSED, None, (A.FINISH,)),
-        BACKEND_READY=Transition(S.CLOSING_CLIENT_GONE, None, (A.CLOSE_BACKEND,)),
-        BACKEND_FIN=Transition(S.CLOSING_CLIENT_GONE, None, ()),
-    ),
-    S.CLOSING_BACKEND_GONE: _closingState(
-        S.CLOSING_BACKEND_GONE,
-        CLIENT_LOST=Transition(S.CLOSED, None, (A.FINISH,)),
-        CLIENT_FIN=Transition(S.CLOSING_BACKEND_GONE, None, ()),
-        # Closed (idle, drain) while handshaking: a handshake that completes
-        # all the same is no reason to dial.
-        HANDSHAKE_DONE=Transition(S.CLOSING_BACKEND_GONE, None, ()),
-    ),
+    S.HANDSHAKING: {
+        E.HANDSHAKE_DONE: T(S.DIALLING, None, (A.DIAL,)),
+        # the handshake failed (or timed out)
+        E.CLIENT_LOST: T(S.CLOSED, R.HANDSHAKE_FAILED, (A.NOTE_CLIENT_ERROR, A.FINISH)),
+        # no backend yet: as if it were gone
+        E.IDLE_TIMEOUT: T(S.CLOSING_BACKEND_GONE, R.IDLE_TIMEOUT, _CLOSE_CLIENT),
+        E.DRAIN: T(S.HANDSHAKING, None, _DRAIN),
+        E.DRAIN_DEADLINE: T(S.CLOSING_BACKEND_GONE, R.SHUTDOWN, _ABORT),
+    },
+    S.DIALLING: {
+        E.CLIENT_FIN: T(S.DIALLING_CLIENT_DONE, None, ()),
+        E.BACKEND_READY: T(S.RELAYING, None, (A.RELAY, A.RESUME_CLIENT)),
+        E.BACKEND_FAILED: T(S.CLOSING_BACKEND_GONE, R.BACKEND_FAILED,
+                            (A.ARM_CLOSE_DEADLINE, A.REPORT_BACKEND_FAILED, A.CLOSE_CLIENT)),
+        E.CLIENT_LOST: T(S.CLOSING_CLIENT_GONE, R.CLIENT,
+                         (A.ARM_CLOSE_DEADLINE, A.NOTE_CLIENT_ERROR, A.CANCEL_DIAL)),
+        E.IDLE_TIMEOUT: T(S.CLOSING, R.IDLE_TIMEOUT, (A.ARM_CLOSE_DEADLINE, A.CANCEL_DIAL, A.CLOSE_CLIENT)),
+        E.DRAIN: T(S.DIALLING, None, _DRAIN),
+        E.DRAIN_DEADLINE: T(S.CLOSING, R.SHUTDOWN, _ABORT),
+    },
+    S.DIALLING_CLIENT_DONE: {
+        # (a FIN comes once; harmless)
+        E.CLIENT_FIN: T(S.DIALLING_CLIENT_DONE, None, ()),
+        E.BACKEND_READY: T(S.CLIENT_DONE_SENDING, None, (A.RELAY, A.END_BACKEND_WRITES)),
+        E.BACKEND_FAILED: T(S.CLOSING_BACKEND_GONE, R.BACKEND_FAILED,
+                            (A.ARM_CLOSE_DEADLINE, A.REPORT_BACKEND_FAILED, A.CLOSE_CLIENT)),
+        E.CLIENT_LOST: T(S.CLOSING_CLIENT_GONE, R.CLIENT,
+                         (A.ARM_CLOSE_DEADLINE, A.NOTE_CLIENT_ERROR, A.CANCEL_DIAL)),
+        E.IDLE_TIMEOUT: T(S.CLOSING, R.IDLE_TIMEOUT, (A.ARM_CLOSE_DEADLINE, A.CANCEL_DIAL, A.CLOSE_CLIENT)),
+        E.DRAIN: T(S.DIALLING_CLIENT_DONE, None, _DRAIN),
+        E.DRAIN_DEADLINE: T(S.CLOSING, R.SHUTDOWN, _ABORT),
+    },
+    S.RELAYING: {
+        E.CLIENT_FIN: T(S.CLIENT_DONE_SENDING, None, (A.END_BACKEND_WRITES,)),
+        E.BACKEND_FIN: T(S.BACKEND_DONE_SENDING, R.BACKEND, (A.END_CLIENT_WRITES,)),
+        E.CLIENT_LOST: T(S.CLOSING_CLIENT_GONE, R.CLIENT,
+                         (A.ARM_CLOSE_DEADLINE, A.NOTE_CLIENT_ERROR, A.CLOSE_BACKEND)),
+        E.BACKEND_LOST: T(S.CLOSING_BACKEND_GONE, R.BACKEND,
+                          (A.ARM_CLOSE_DEADLINE, A.NOTE_BACKEND_ERROR, A.CLOSE_CLIENT)),
+        E.IDLE_TIMEOUT: T(S.CLOSING, R.IDLE_TIMEOUT, _CLOSE_BOTH),
+        E.DRAIN: T(S.RELAYING, None, _DRAIN),
+        E.DRAIN_DEADLINE: T(S.CLOSING, R.SHUTDOWN, _ABORT),
+    },
+    S.CLIENT_DONE_SENDING: {
+        E.BACKEND_FIN: T(S.CLOSING, R.BACKEND, _CLOSE_BOTH),
+        E.CLIENT_LOST: T(S.CLOSING_CLIENT_GONE, R.CLIENT,
+                         (A.ARM_CLOSE_DEADLINE, A.NOTE_CLIENT_ERROR, A.CLOSE_BACKEND)),
+        # we ended its writes: it went as asked
+        E.BACKEND_LOST: T(S.CLOSING_BACKEND_GONE, R.BACKEND, _CLOSE_CLIENT),
+        E.IDLE_TIMEOUT: T(S.CLOSING, R.IDLE_TIMEOUT, _CLOSE_BOTH),
+        E.DRAIN: T(S.CLIENT_DONE_SENDING, None, _DRAIN),
+        E.DRAIN_DEADLINE: T(S.CLOSING, R.SHUTDOWN, _ABORT),
+    },
+    S.BACKEND_DONE_SENDING: {
+        E.CLIENT_FIN: T(S.CLOSING, R.CLIENT, _CLOSE_BOTH),
+        # we ended its writes (TLS: close_notify): it went as asked
+        E.CLIENT_LOST: T(S.CLOSING_CLIENT_GONE, R.CLIENT, _CLOSE_BACKEND),
+        E.BACKEND_LOST: T(S.CLOSING_BACKEND_GONE, R.BACKEND,
+                          (A.ARM_CLOSE_DEADLINE, A.NOTE_BACKEND_ERROR, A.CLOSE_CLIENT)),
+        E.IDLE_TIMEOUT: T(S.CLOSING, R.IDLE_TIMEOUT, _CLOSE_BOTH),
+        E.DRAIN: T(S.BACKEND_DONE_SENDING, None, _DRAIN),
+        E.DRAIN_DEADLINE: T(S.CLOSING, R.SHUTDOWN, _ABORT),
+    },
+    S.CLOSING: {
+        E.CLIENT_LOST: T(S.CLOSING_CLIENT_GONE, None, ()),
+        E.BACKEND_LOST: T(S.CLOSING_BACKEND_GONE, None, ()),
+        # the dial we cancelled
+        E.BACKEND_FAILED: T(S.CLOSING_BACKEND_GONE, None, ()),
+        # ready as we gave up
+        E.BACKEND_READY: T(S.CLOSING, None, (A.CLOSE_BACKEND,)),
+        E.CLIENT_FIN: T(S.CLOSING, None, ()),
+        E.BACKEND_FIN: T(S.CLOSING, None, ()),
+        E.CLOSE_DEADLINE: T(S.CLOSING, None, _ABORT),
+        E.DRAIN: T(S.CLOSING, None, _DRAIN),
+        E.DRAIN_DEADLINE: T(S.CLOSING, None, _ABORT),
+    },
+    S.CLOSING_CLIENT_GONE: {
+        E.BACKEND_LOST: T(S.CLOSED, None, (A.FINISH,)),
+        E.BACKEND_FAILED: T(S.CLOSED, None, (A.FINISH,)),
+        E.BACKEND_READY: T(S.CLOSING_CLIENT_GONE, None, (A.CLOSE_BACKEND,)),
+        E.BACKEND_FIN: T(S.CLOSING_CLIENT_GONE, None, ()),
+        E.CLOSE_DEADLINE: T(S.CLOSING_CLIENT_GONE, None, _ABORT),
+        E.DRAIN: T(S.CLOSING_CLIENT_GONE, None, _DRAIN),
+        E.DRAIN_DEADLINE: T(S.CLOSING_CLIENT_GONE, None, _ABORT),
+    },
+    S.CLOSING_BACKEND_GONE: {
+        E.CLIENT_LOST: T(S.CLOSED, None, (A.FINISH,)),
+        E.CLIENT_FIN: T(S.CLOSING_BACKEND_GONE, None, ()),
+        # closed while handshaking: no dial
+        E.HANDSHAKE_DONE: T(S.CLOSING_BACKEND_GONE, None, ()),
+        E.CLOSE_DEADLINE: T(S.CLOSING_BACKEND_GONE, None, _ABORT),
+        E.DRAIN: T(S.CLOSING_BACKEND_GONE, None, _DRAIN),
+        E.DRAIN_DEADLINE: T(S.CLOSING_BACKEND_GONE, None, _ABORT),
+    },
     S.CLOSED: {},
 }
 
