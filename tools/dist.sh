@@ -20,7 +20,8 @@ export PATH=$TOOLS/bin:$PATH  # auditwheel runs patchelf
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-rm -rf dist
+# a stale egg-info/SOURCES.txt would add the files it lists to the sdist
+rm -rf dist tlsfast.egg-info
 "$TOOLS/bin/python" -m build --sdist --outdir dist . >"$WORK/sdist.log" 2>&1 || { cat "$WORK/sdist.log"; exit 1; }
 sdist=$(echo dist/tlsfast-*.tar.gz)
 echo "dist: $sdist"
