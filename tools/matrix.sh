@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The Python-version matrix of `make test`: on each of the given versions
 # (default 3.12 3.13) install tlsfast in its own venv (.venv-X.Y, editable, as
-# .venv is; `tlsfast info --strict` checks the engine is accelerated) and run
-# the engine, Twisted-glue and examples subset of the suite.  The whole suite
-# runs on 3.11 in .venv.  A version this machine lacks is skipped with one line.
+# .venv is; `tlsfast info --strict` checks the engine is accelerated), run the
+# engine, Twisted-glue and examples subset of the suite, and the sdist part of
+# tests/test_packaging.py.  The whole suite runs on 3.11 in .venv.  A version
+# this machine lacks is skipped with one line.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -32,5 +33,8 @@ for v in "${versions[@]}"; do
     fi
     "$venv/bin/python" -m tlsfast info --strict | sed "s/^/matrix $v: /"
     "$venv/bin/python" -m pytest -q -p no:cacheprovider "${SUBSET[@]}" "${EXCLUDE[@]}"
+    # the sdist builds, installs into a fresh venv and accelerates on this version
+    # too (the wheel is the same build: make dist makes one per version)
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_packaging.py -k "not wheel"
     echo "matrix: python $v subset done in $((SECONDS - start)) s"
 done
