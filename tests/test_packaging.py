@@ -42,7 +42,7 @@ CORE_DEPENDENCIES = {"cryptography", "pyopenssl", "cffi", "service-identity", "t
 def run(*argv: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command outside this tree's influence; fail with its output if it fails."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TLSFAST_DISABLE")}
-    result = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=TIMEOUT,
+    result = subprocess.run([str(a) for a in argv], check=False, capture_output=True, text=True, timeout=TIMEOUT,
                             cwd=cwd, env=env)
     assert result.returncode == 0, f"{argv}: exit {result.returncode}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
     return result
@@ -87,7 +87,9 @@ def test_sdistCarriesSourcesTestsDocsLicense(sdist: Path) -> None:
     top = sdist.name.removesuffix(".tar.gz")
     with tarfile.open(sdist) as tar:
         names = {name.removeprefix(top + "/") for name in tar.getnames()}
-        pkgInfo = tar.extractfile(f"{top}/PKG-INFO").read().decode()  # type: ignore[union-attr]
+        member = tar.extractfile(f"{top}/PKG-INFO")
+        assert member is not None
+        pkgInfo = member.read().decode()
     for name in ("_ext/_engine.pyx", "_ext/openssl.pxd", "LICENSE", "CHANGELOG.md", "README.md",
                  "tlsfast/py.typed", "tlsfast/_version.py", "tests/test_engine.py", "tests/twisted/test_install.py",
                  "docs/index.md", "docs/examples/echoserv_ssl.py", "tools/trial_with_tlsfast.py"):
@@ -133,7 +135,7 @@ def test_twistedNeedsOnlyTheCore(venv: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["proxy", "bench"])
 def test_extraNamedWhenMissing(venv: Path, tmp_path: Path, command: str) -> None:
-    result = subprocess.run([str(venv / "tlsfast"), command], capture_output=True, text=True,
+    result = subprocess.run([str(venv / "tlsfast"), command], check=False, capture_output=True, text=True,
                             timeout=TIMEOUT, cwd=tmp_path)
     assert (result.returncode, result.stdout, result.stderr) == (
         2, "", f"tlsfast {command} needs the {command} extra: pip install 'tlsfast[{command}]'\n")
