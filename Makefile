@@ -11,6 +11,10 @@ STAMP := $(VENV)/.tlsfast-installed
 $(STAMP): pyproject.toml setup.py $(wildcard _ext/*.pyx _ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	# build-system.requires too: `pip install -e . --no-build-isolation` then rebuilds the engine in place
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		>$(VENV)/build-requires.txt
+	$(PY) -m pip install -q -r $(VENV)/build-requires.txt
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m tlsfast info --strict
 	touch $@

@@ -109,6 +109,8 @@ def test_wheelCarriesEngineAndTypes(wheel: Path) -> None:
         names = whl.namelist()
     assert [name for name in names if name.startswith("tlsfast/_engine.") and name.endswith(".so")]
     assert "tlsfast/py.typed" in names
+    stubs = {path.relative_to(ROOT).as_posix() for path in (ROOT / "tlsfast").rglob("*.pyi")}
+    assert stubs <= set(names), stubs - set(names)
     assert [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
 
 
