@@ -1,17 +1,17 @@
 """
 The release artifacts, as a packager and a user get them.
 
-The sdist is built from this tree (C{python -m build --sdist}); a wheel is
-built from that sdist by pip (C{pip wheel}: an isolated build with
-build-system.requires, as C{pip install} does).  Each is installed into a
+The sdist is built from this tree (``python -m build --sdist``); a wheel is
+built from that sdist by pip (``pip wheel``: an isolated build with
+build-system.requires, as ``pip install`` does).  Each is installed into a
 fresh venv with the core dependencies only (resolved by pip, nothing reused
-from this venv), where the engine must be accelerated (C{tlsfast info
---strict}), C{tlsfast --version} must give this tree's version, the package
+from this venv), where the engine must be accelerated (``tlsfast info
+--strict``), ``tlsfast --version`` must give this tree's version, the package
 must be typed (py.typed), and the proxy and bench must name their extras.
 
 Slow (about a minute: an sdist, two engine compiles, two venvs), so each
 artifact and venv is made once per module.  The venvs are made without pip
-(no ensurepip run) and filled by this venv's pip (C{pip --python}), whose
+(no ensurepip run) and filled by this venv's pip (``pip --python``), whose
 cache serves the dependencies.
 """
 
@@ -83,20 +83,20 @@ def venv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     return where / "bin"
 
 
-def test_sdistCarriesSourcesTestsDocsLicense(sdist: Path) -> None:
+def test_sdist_carries_sources_tests_docs_license(sdist: Path) -> None:
     top = sdist.name.removesuffix(".tar.gz")
     with tarfile.open(sdist) as tar:
         names = {name.removeprefix(top + "/") for name in tar.getnames()}
         member = tar.extractfile(f"{top}/PKG-INFO")
         assert member is not None
-        pkgInfo = member.read().decode()
+        pkg_info = member.read().decode()
     for name in ("_ext/_engine.pyx", "_ext/openssl.pxd", "LICENSE", "CHANGELOG.md", "README.md",
                  "tlsfast/py.typed", "tlsfast/_version.py", "tests/test_engine.py", "tests/twisted/test_install.py",
                  "docs/index.md", "docs/examples/echoserv_ssl.py", "tools/trial_with_tlsfast.py"):
         assert name in names, name
     # the C is generated at build time, from the .pyx, by the Cython the build requires
     assert not [name for name in names if name.endswith((".c", ".so"))]
-    metadata = email.parser.Parser().parsestr(pkgInfo)
+    metadata = email.parser.Parser().parsestr(pkg_info)
     assert metadata["Version"] == tlsfast.__version__
     assert metadata["License-Expression"] == "MIT"
     core = {requirement.split(">")[0].split("[")[0].split("<")[0].strip().lower().replace("_", "-")
@@ -104,7 +104,7 @@ def test_sdistCarriesSourcesTestsDocsLicense(sdist: Path) -> None:
     assert core == CORE_DEPENDENCIES
 
 
-def test_wheelCarriesEngineAndTypes(wheel: Path) -> None:
+def test_wheel_carries_engine_and_types(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as whl:
         names = whl.namelist()
     assert [name for name in names if name.startswith("tlsfast/_engine.") and name.endswith(".so")]
@@ -123,20 +123,20 @@ def test_version(venv: Path, tmp_path: Path) -> None:
     assert run(venv / "tlsfast", "--version", cwd=tmp_path).stdout == f"tlsfast {tlsfast.__version__}\n"
 
 
-def test_typedAndInstalledFromTheArtifact(venv: Path, tmp_path: Path) -> None:
+def test_typed_and_installed_from_the_artifact(venv: Path, tmp_path: Path) -> None:
     package = Path(run(venv / "python", "-c", "import tlsfast; print(tlsfast.__file__)", cwd=tmp_path)
                    .stdout.strip()).parent
     assert package.is_relative_to(venv.parent), package  # not this tree
     assert (package / "py.typed").is_file()
 
 
-def test_twistedNeedsOnlyTheCore(venv: Path, tmp_path: Path) -> None:
+def test_twisted_needs_only_the_core(venv: Path, tmp_path: Path) -> None:
     code = "import tlsfast.twisted; assert tlsfast.twisted.install()"
     run(venv / "python", "-c", code, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("command", ["proxy", "bench"])
-def test_extraNamedWhenMissing(venv: Path, tmp_path: Path, command: str) -> None:
+def test_extra_named_when_missing(venv: Path, tmp_path: Path, command: str) -> None:
     result = subprocess.run([str(venv / "tlsfast"), command], check=False, capture_output=True, text=True,
                             timeout=TIMEOUT, cwd=tmp_path)
     assert (result.returncode, result.stdout, result.stderr) == (

@@ -328,11 +328,11 @@ def _bench(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------
 
-def missingExtra(command: str) -> str | None:
+def missing_extra(command: str) -> str | None:
     """
-    The line telling what to install when C{command}'s extra is missing, or None.
+    The line telling what to install when ``command``'s extra is missing, or None.
 
-    Checked with C{find_spec}, which imports nothing, before the subcommand
+    Checked with ``find_spec``, which imports nothing, before the subcommand
     imports those modules: so a core-only install gets this one line, not a
     traceback.
     """
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_proxy(commands)
     args = parser.parse_args(argv)
     args.argv = argv[1:]
-    missing = missingExtra(args.command)
+    missing = missing_extra(args.command)
     if missing:
         print(missing, file=sys.stderr)
         return EXIT_USAGE
