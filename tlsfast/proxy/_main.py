@@ -11,7 +11,7 @@ import sys
 import warnings
 
 from tlsfast.proxy._config import (CLIENT_CERT_MODES, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
-                                   DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, MODES,
+                                   DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, LOG_FORMATS, MODES,
                                    PROXY_PROTOCOL_VERSIONS, ListenerConfig, ProxyConfig, ProxyConfigError,
                                    loadToml)
 from tlsfast.proxy._log import Logger
@@ -94,6 +94,12 @@ def addParser(commands) -> None:
     proxy.add_argument("--log-level", choices=("debug", "info", "warn", "error"), default="info",
                        help="info (default): one line per connection, at its close; debug adds "
                             "accept, handshake and backend_ready lines")
+    proxy.add_argument("--log-format", choices=LOG_FORMATS, default=None,
+                       help="logfmt (default): key=value lines; json: one JSON object per line")
+    proxy.add_argument("--keylog", metavar="FILE",
+                       help="append every TLS session's secrets to FILE (created 0600; for debugging "
+                            "with Wireshark: anyone who can read it can decrypt the traffic). "
+                            "SSLKEYLOGFILE is ignored")
     proxy.add_argument("--drain-timeout", type=float, default=None,
                        help=f"on SIGTERM, seconds to let connections finish (default {DEFAULT_DRAIN_TIMEOUT:g})")
     proxy.set_defaults(run=run)
@@ -115,8 +121,11 @@ def _pairs(values, flag, shape):
         yield name, rest
 
 
-def configFromArgs(args: argparse.Namespace) -> ProxyConfig:
-    """The checked configuration, from --config or from the flags."""
+def configFromArgs(args: argparse.Namespace, startup: ProxyConfig | None = None) -> ProxyConfig:
+    """
+    The checked configuration, from --config or from the flags.  C{startup}:
+    a reload's, whose log format and key log stay the process's.
+    """
     if args.config:
         given = [flag for flag in _LISTENER_FLAGS if getattr(args, flag) not in (None, [], "", "1.2")]
         if given:
@@ -141,6 +150,12 @@ def configFromArgs(args: argparse.Namespace) -> ProxyConfig:
         config.drain_timeout = args.drain_timeout
     if args.metrics is not None:
         config.metrics = args.metrics
+    if args.log_format is not None:
+        config.log_format = args.log_format
+    if args.keylog is not None:
+        config.keylog = args.keylog
+    if startup is not None:
+        config.log_format, config.keylog = startup.log_format, startup.keylog
     config.check()
     return config
 
@@ -154,9 +169,13 @@ def run(args: argparse.Namespace) -> int:
     except ProxyConfigError as e:
         print(f"tlsfast proxy: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    log.setFormat(config.log_format)
+    if config.keylog:
+        log("warn", "keylog_enabled", path=config.keylog,
+            note="TLS secrets of every connection are written there: anyone who can read it can decrypt them")
 
     def loadConfig():  # for SIGHUP: the same flags, files read again
-        return configFromArgs(args)
+        return configFromArgs(args, config)
 
     if args.workers == 1:
         return serve(config, log, loadConfig)

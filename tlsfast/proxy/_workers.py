@@ -63,7 +63,7 @@ def supervise(config, log: Logger, count: int, serveWorker, level: str = "info")
                     sock.close()
                 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     signal.signal(signum, signal.SIG_DFL)
-                status = serveWorker(index, config, Logger(fields={"worker": index}, level=level))
+                status = serveWorker(index, config, Logger(fields={"worker": index}, level=level, format=log.format))
             finally:
                 sys.stderr.flush()
                 os._exit(status)
