@@ -4,9 +4,9 @@ connection: logfmt (C{time level event key=value ...}, the default) or JSON
 (one object per line, the same fields).
 
 Values come from peers (an SNI, an error text) and must not be able to
-forge a line or drive a terminal: every control character (C0, DEL, C1,
-Unicode format and line/paragraph separators) and every byte that is not
-UTF-8 is written as a visible escape -- C{\\r}, C{\\x1b}, C{\\u202e}.
+forge a line or drive a terminal: every character that is not printable
+(C0, DEL, C1, Unicode format characters, separators other than the space)
+and every byte that is not UTF-8 is written as a visible escape -- C{\\r}, C{\\x1b}, C{\\u202e}.
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ import math
 import re
 import sys
 import time
-import unicodedata
 
-# Characters a value may not carry raw (their Unicode categories).
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-_ASCII_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 _NEEDS_QUOTES = re.compile(r'[ "=\\]|^$')
 _PLAIN = re.compile(r'[^ "=\\\x00-\x1f\x7f-\U0010ffff]+\Z')  # printable ASCII, nothing to quote: the usual value
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -35,12 +31,6 @@ def _escape(char: str) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
-def _unsafe(text: str) -> bool:
-    if text.isascii():
-        return _ASCII_UNSAFE.search(text) is not None
-    return any(unicodedata.category(c) in _UNSAFE_CATEGORIES for c in text)
-
-
 def safeText(value: object) -> str:
     """
     C{value} as text with every unsafe character escaped (a backslash
@@ -48,15 +38,18 @@ def safeText(value: object) -> str:
     Bytes are read as UTF-8; bytes that are not are shown as C{\\xNN}.
     """
     text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
-    if not _unsafe(text):
+    # Python's "printable" is what may go raw: not the Unicode categories
+    # Other (controls, format, surrogates, private use, unassigned) or
+    # Separator, ASCII space excepted.
+    if text.isprintable():
         return text
-    return "".join(_escape(c) if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in text)
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
 
 
 def _value(value: object) -> str:
     """A logfmt value: quoted (backslash and quote escaped) when it needs to be."""
     text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
-    if _PLAIN.match(text) or not (_NEEDS_QUOTES.search(text) or _unsafe(text)):
+    if _PLAIN.match(text) or (text.isprintable() and not _NEEDS_QUOTES.search(text)):
         return text
     text = text.replace("\\", "\\\\").replace('"', '\\"')
     return '"' + safeText(text) + '"'

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import socket
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 
 from tlsfast.options import ConfigurationError
 from tlsfast.proxy._config import ProxyConfigError
@@ -156,7 +156,9 @@ class ProxyServer:
     def _reload(self):
         self.log("info", "reloading")
         try:
-            config = self.loadConfig()
+            # In a thread: checking the backends' names resolve (getaddrinfo)
+            # blocks, and the reactor must go on relaying meanwhile.
+            config = yield threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self.loadConfig)
             plans = []
             for listenerConfig in config.listeners:
                 try:
