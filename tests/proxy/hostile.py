@@ -106,3 +106,17 @@ def close(connection: SSL.Connection) -> None:
     except SSL.Error:
         pass
     connection.close()  # the socket under it
+
+
+def readAll(connection: SSL.Connection) -> bytes:
+    """Everything until the proxy's close_notify (or the connection's end)."""
+    chunks = []
+    while True:
+        try:
+            chunk = bounded(connection.recv, 65536)
+        except (SSL.ZeroReturnError, SSL.SysCallError):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
