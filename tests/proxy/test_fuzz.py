@@ -50,7 +50,7 @@ def randomProxyHeader(rng: random.Random) -> bytes:
         length = len(body) if rng.random() < 0.7 else rng.randrange(0, 0x10000)
         return SIGNATURE_V2 + bytes([rng.randrange(256), rng.randrange(256)]) + length.to_bytes(2, "big") + body
     if kind == 1:  # a valid v2 header, then mutated
-        header = bytearray(headerV2(("192.0.2.1", 1), ("192.0.2.2", 2), ClientTLS(serverName=rng.randbytes(8))))
+        header = bytearray(headerV2(("192.0.2.1", 1), ("192.0.2.2", 2), ClientTLS(serverName=rng.randbytes(8).hex())))
         for _ in range(rng.randrange(1, 4)):
             header[rng.randrange(12, len(header))] = rng.randrange(256)
         return bytes(header)
