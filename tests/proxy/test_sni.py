@@ -6,6 +6,7 @@ from tests import pki
 from tests.proxy.helpers import clientContext, connect, readToEnd, runProxy
 from tests.proxy.hostile import assertNoTraceback, bounded, close, readAll, tlsClient
 
+
 def tagged(tag):
     def handler(sock):
         sock.sendall(tag + sock.recv(100))

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Generic, TypeVar
 
+_idna: ModuleType | None
 try:  # IDNA 2008 with UTS 46 mapping, as browsers; else Python's IDNA 2003 codec
     import idna as _idna
 except ImportError:  # pragma: no cover - idna comes with Twisted (hyperlink)
@@ -57,8 +59,7 @@ def normalizeServerName(name: str | bytes) -> str:
     L{InvalidServerName} for anything that is not one.
     """
     text = _text(name)
-    if text.endswith("."):
-        text = text[:-1]
+    text = text.removesuffix(".")
     if not text.isascii():
         try:
             if _idna is not None:

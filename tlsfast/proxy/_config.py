@@ -12,9 +12,24 @@ import socket
 import tomllib
 from dataclasses import dataclass, field, fields
 
-from tlsfast.options._servername import InvalidServerName, ServerNameMap, normalizePattern
-from tlsfast.proxy._configtypes import (BOOLEAN, FILES, TEXT, TEXT_LIST, Kind, ProxyConfigError, checkTypes,
-                                        choice, integer, seconds, table)
+from tlsfast.options._servername import (
+    InvalidServerName,
+    ServerNameMap,
+    normalizePattern,
+)
+from tlsfast.proxy._configtypes import (
+    BOOLEAN,
+    FILES,
+    TEXT,
+    TEXT_LIST,
+    Kind,
+    ProxyConfigError,
+    checkTypes,
+    choice,
+    integer,
+    seconds,
+    table,
+)
 
 MODES = ("terminate", "originate", "reencrypt")
 

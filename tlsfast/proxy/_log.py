@@ -77,7 +77,7 @@ class Logger:
         self.setFormat(format)
         self.threshold = LEVELS[level]
         self.debugEnabled = self.threshold <= LEVELS["debug"]
-        self._second = None
+        self._second: int | None = None
         self._stamp = ""
         self._callLater = None
         self._flushPending = False
@@ -115,7 +115,7 @@ class Logger:
             self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         stamp = f"{self._stamp}.{int(now % 1 * 1000):03d}Z"
         if self.format == "json":
-            record = {"time": stamp, "level": level, "event": event}
+            record: dict[str, object] = {"time": stamp, "level": level, "event": event}
             record.update((key, _jsonValue(value)) for key, value in self.fields.items())
             record.update((key, _jsonValue(value)) for key, value in fields.items() if value is not None)
             # ensure_ascii: the line is ASCII whatever the values hold
