@@ -72,7 +72,7 @@ def table(valueKind: Kind) -> Kind:
 
 
 FILES = Kind("a file, or [certificate, key]",
-             lambda v: _isText(v) or (isinstance(v, list) and 1 <= len(v) <= 2 and all(map(_isText, v))))
+             lambda v: _isText(v) or (isinstance(v, list | tuple) and 1 <= len(v) <= 2 and all(map(_isText, v))))
 
 
 def _typeName(value: object) -> str:
