@@ -14,9 +14,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.peers import (  # noqa: E402
-    EnginePeer, PyOpenSSLPeer, client_context, pyopenssl_connection, server_context)
-from tlsfast import TLSEngine  # noqa: E402
+from tests.peers import EnginePeer, PyOpenSSLPeer, client_context, pyopenssl_connection, server_context
+from tlsfast import TLSEngine
 
 
 def server_cpu_per_handshake(kind: str, server_ctx, client_ctx, count: int) -> float:

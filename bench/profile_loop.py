@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench import transfer as T  # noqa: E402
+from bench import transfer as T
 
 
 def main() -> None:

@@ -260,8 +260,9 @@ def overhead(write_size=64, writes=4096):
     row("Python: `bytes(86)` (a 86-byte bytes object: 64 B + 22 B TLS 1.3 record overhead)",
         _per_call("f(86)", {"f": bytes}, 200000), "includes a call")
     row("Python: `id(86)` (builtin call baseline)", _per_call("f(86)", {"f": id}, 200000))
-    from tlsfast import TLSEngine
     from OpenSSL._util import ffi
+
+    from tlsfast import TLSEngine
     conn = eng.client.connection
     row("`TLSEngine(conn)`: binding an engine to an existing Connection",
         _per_call("E(c)", {"E": TLSEngine, "c": conn}, 100000))
@@ -316,8 +317,9 @@ def main(argv=None):
         sizes, contenders, args.rounds, args.seconds, args.rebuild_every, args.seed)
     summary = summarise(samples, totals, sizes, contenders)
 
-    import OpenSSL
     import ssl
+
+    import OpenSSL
     from cryptography.hazmat.backends.openssl import backend
 
     print(f"{rounds} interleaved rounds in {elapsed:.0f} s, new connection pairs every "

@@ -39,7 +39,7 @@ def test_transfer(benchmark, write_size, contender):
         assert transfer.info["group"].lower() == T.GROUP.decode().lower(), transfer.info
     if contender == "stdlib" and transfer.info["cipher"] != T.SUITE and not benchmark.disabled:
         warnings.warn(f"stdlib negotiated {transfer.info['cipher']}: run with "
-                      "OPENSSL_CONF=bench/openssl.cnf to pin it (see docs/benchmarks.md)")
+                      "OPENSSL_CONF=bench/openssl.cnf to pin it (see docs/benchmarks.md)", stacklevel=2)
     benchmark.group = f"write {_label(write_size)}"
     benchmark.extra_info.update(transfer.info)
     benchmark.extra_info.update(contender=contender, write_size=write_size,

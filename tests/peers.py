@@ -132,8 +132,10 @@ class StdlibPeer:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             identity = pki.leaf(kind)
             with tempfile.NamedTemporaryFile() as cert, tempfile.NamedTemporaryFile() as key:
-                cert.write(identity.cert_pem); cert.flush()
-                key.write(identity.key_pem); key.flush()
+                cert.write(identity.cert_pem)
+                cert.flush()
+                key.write(identity.key_pem)
+                key.flush()
                 context.load_cert_chain(cert.name, key.name)
         else:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

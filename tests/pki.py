@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -50,10 +50,10 @@ def certificate_authority(kind: str = "ecdsa", name: str = "tlsfast test CA") ->
     return _certificate_authority(kind, name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _certificate_authority(kind: str, name: str) -> Identity:
     key = _key(kind)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(name))
@@ -82,11 +82,11 @@ def leaf(kind: str = "ecdsa", names: tuple[str, ...] = ("example.com",),
     return _leaf(kind, tuple(names), ca_kind, ca_name, client)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _leaf(kind, names, ca_kind, ca_name, client) -> Identity:
     ca = certificate_authority(ca_kind, ca_name)
     key = _key(kind)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     alt_names = []
     for name in names:
         try:

@@ -18,10 +18,9 @@ import tlsfast.twisted
 
 tlsfast.twisted.install()
 
-from zope.interface import implementer  # noqa: E402
-
 from twisted.internet import defer, endpoints, protocol, ssl, task  # noqa: E402
 from twisted.internet.interfaces import IHandshakeListener  # noqa: E402
+from zope.interface import implementer  # noqa: E402
 
 
 @implementer(IHandshakeListener)
@@ -61,9 +60,9 @@ async def main(reactor, args):
     try:
         client = await endpoints.connectProtocol(endpoint, ShowCertificate())
         await client.done
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any failure (TLS, verification, connection) is the one line printed
         print(f"verification failed: {e}", flush=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

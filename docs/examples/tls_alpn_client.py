@@ -16,11 +16,10 @@ import tlsfast.twisted
 
 tlsfast.twisted.install()
 
-from zope.interface import implementer  # noqa: E402
-
 from twisted.internet import defer, endpoints, protocol, ssl, task  # noqa: E402
 from twisted.internet.error import ConnectionDone  # noqa: E402
 from twisted.internet.interfaces import IHandshakeListener  # noqa: E402
+from zope.interface import implementer  # noqa: E402
 
 
 @implementer(IHandshakeListener)
@@ -53,9 +52,9 @@ async def main(reactor, args):
     client = await endpoint.connect(protocol.Factory.forProtocol(BasicClient))
     try:
         await client.done
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any failure (TLS, verification, connection) is the one line printed
         print(f"connection failed: {e}", flush=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from cryptography.x509.oid import NameOID
 
 def write_pki(directory: str) -> dict[str, str]:
     """Write ca.pem, server.pem (chain) and server.key; return their paths."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def name(cn: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])

@@ -68,7 +68,7 @@ def rows(result: Result, short: bool = False) -> tuple[list[str], list[list[str]
 
 
 def negotiated_line(result: Result) -> str:
-    seen = {}
+    seen: dict[str, list[str]] = {}
     order = {stack: index for index, stack in enumerate(STACKS)}
     for stack, info in sorted(result.negotiated.items(), key=lambda item: order.get(item[0], len(order))):
         text = f"{info.get('version', '?')} {info.get('cipher', '?')} {info.get('group', '?')}"

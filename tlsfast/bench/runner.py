@@ -25,8 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any
 
 from tlsfast.bench.certs import write_pki
 from tlsfast.bench.tlsconfig import DEFAULT_CIPHER, DEFAULT_GROUP, write_openssl_conf
@@ -96,7 +97,7 @@ class Result:
         return [s for s in STACKS if s in present] + sorted(present.difference(STACKS))
 
     def summary(self) -> dict:
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for stack in self.stacks():
             cpu = [s.cpu_us_per_op for s in self.samples if s.stack == stack]
             rate = [s.rate for s in self.samples if s.stack == stack]
@@ -208,6 +209,7 @@ def _rss_bytes(pid: int) -> int:
 
 
 def _readline(process: subprocess.Popen, timeout: float) -> str:
+    assert process.stdout is not None  # spawned with stdout=PIPE
     ready, _, _ = select.select([process.stdout], [], [], timeout)
     return process.stdout.readline() if ready else ""
 
@@ -227,14 +229,14 @@ def port_is_free(port: int) -> bool:
 class Server:
     """One server process: ``READY <port>`` on start, ``NEGOTIATED`` after a handshake."""
 
-    def __init__(self, run: "Run", stack: str, scenario: str, port: int):
+    def __init__(self, run: Run, stack: str, scenario: str, port: int):
         self.stack = stack
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = _spawn(
             [sys.executable, "-m", "tlsfast.bench.server", "--stack", stack, "--scenario", scenario,
              "--certs", run.directory, "--port", str(port), "--cipher", run.cipher, "--group", run.group],
             run.env, run.server_core, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
-        self.port = None
+        self.port: int | None = None
         self.negotiated: dict = {}
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -255,6 +257,7 @@ class Server:
 
     def stop(self) -> None:
         _reap(self.process)
+        assert self.process.stdout is not None  # spawned with stdout=PIPE
         for line in self.process.stdout.read().splitlines():
             if line.startswith("NEGOTIATED "):
                 self.negotiated = json.loads(line[len("NEGOTIATED "):])
@@ -471,6 +474,7 @@ class Run:
                    "--cipher", self.cipher, "--group", self.group]
         stderr = tempfile.TemporaryFile(mode="w+")
         process = _spawn(command, self.env, self.server_core, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        assert process.stdout is not None  # spawned with stdout=PIPE
         try:
             for line in process.stdout:
                 record = json.loads(line)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
+from typing import Any
 
 from tlsfast.bench.client import BULK_BLOCK
+
 STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop")
 
 
@@ -47,9 +48,11 @@ def _twisted_server(args) -> None:
     from twisted.internet import epollreactor
 
     epollreactor.install()
-    from twisted.internet import error, protocol, reactor, ssl
+    from twisted.internet import error, protocol, ssl
+    from twisted.internet import reactor as _reactor
 
-    reported = []
+    reactor: Any = _reactor  # the installed epoll reactor; its interfaces are many
+    reported: list[bool] = []
 
     def report(transport) -> None:
         if reported or args.stack == "tcp":
@@ -59,7 +62,7 @@ def _twisted_server(args) -> None:
 
         try:
             negotiated = describe_pyopenssl(transport.getHandle())
-        except Exception as e:  # a transport without a pyOpenSSL Connection handle
+        except Exception as e:  # noqa: BLE001 - a transport without a pyOpenSSL Connection handle: report, don't fail
             negotiated = {"error": repr(e)}
         print("NEGOTIATED " + json.dumps(negotiated), flush=True)
 
@@ -123,7 +126,7 @@ def _asyncio_server(args) -> None:
     context.load_cert_chain(os.path.join(args.certs, "server.pem"), os.path.join(args.certs, "server.key"))
     context.minimum_version = ssl.TLSVersion.TLSv1_3
 
-    reported = []
+    reported: list[bool] = []
 
     def report(transport) -> None:
         if not reported:
@@ -187,4 +190,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

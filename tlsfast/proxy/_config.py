@@ -20,6 +20,7 @@ from tlsfast.options._servername import (
 from tlsfast.proxy._configtypes import (
     BOOLEAN,
     FILES,
+    NAME,
     TEXT,
     TEXT_LIST,
     Kind,
@@ -43,6 +44,7 @@ DEFAULT_MAX_CONNECTIONS = 10_000
 DEFAULT_DRAIN_TIMEOUT = 10.0
 
 CLIENT_CERT_MODES = ("none", "optional", "required")
+LOG_LEVELS = ("debug", "info", "warn", "error")
 PROXY_PROTOCOL_VERSIONS = ("v1", "v2")
 LOG_FORMATS = ("logfmt", "json")
 
@@ -221,8 +223,13 @@ class ProxyConfig:
     listeners: list[ListenerConfig]
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     metrics: str | None = None  # HOST:PORT for Prometheus scrapes
-    log_format: str = "logfmt"  # or json; read at startup only
-    keylog: str | None = None  # NSS key log of every TLS session (debugging only); read at startup only
+    # Process settings, read at start (flags override them; a reload keeps them).
+    workers: int = 1
+    log_level: str = "info"
+    user: str | None = None  # drop root to this user after binding
+    group: str | None = None  # ... and this group (default: the user's)
+    log_format: str = "logfmt"  # or json
+    keylog: str | None = None  # NSS key log of every TLS session (debugging only)
 
     def check(self) -> None:
         settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "listeners"}
@@ -272,6 +279,10 @@ LISTENER_KEYS: dict[str, Kind] = {
 PROXY_KEYS: dict[str, Kind] = {
     "drain_timeout": seconds(positive=False),
     "metrics": TEXT,
+    "workers": integer(1),
+    "log_level": choice(LOG_LEVELS),
+    "user": NAME,
+    "group": NAME,
     "log_format": choice(LOG_FORMATS),
     "keylog": TEXT,
 }

@@ -50,6 +50,7 @@ def seconds(positive: bool = True) -> Kind:
 
 
 TEXT = Kind("a string", _isText)
+NAME = Kind("a name (a non-empty string)", lambda v: _isText(v) and v != "")
 BOOLEAN = Kind("true or false", lambda v: isinstance(v, bool))
 
 

@@ -21,7 +21,7 @@ import os
 from twisted.internet import abstract, tcp
 
 
-class _EagerWrite:
+class _EagerWrite(tcp.Connection):
     def write(self, data: bytes) -> None:
         # After abortConnection (_aborting) Twisted drops what is written: so do we.
         if (data and self.connected and not self.disconnecting and not self._aborting

@@ -30,7 +30,7 @@ from twisted.python import log
 try:
     from twisted.internet.epollreactor import EPollReactor
 except ImportError:  # not Linux
-    EPollReactor = None
+    EPollReactor = None  # type: ignore[assignment,misc]  # no epoll: Twisted's default reactor is used
 
 
 def _available() -> bool:
