@@ -171,3 +171,14 @@ def test_json_from_the_command_line(pems, start_proxy, backend):
     record = json.loads(closeLine)
     assert record["sni"] == r"x\x1b.example" and record["by"] == "client"
     assert all(json.loads(line) for line in proxy.lines)
+
+
+def test_json_from_every_worker(pems):
+    proxy = Proxy(["--listen", "127.0.0.1:0", "--backend", "127.0.0.1:9", "--cert", pems.cert, "--key", pems.key,
+                   "--log-level", "info", "--log-format", "json", "--workers", "2"])
+    try:
+        listening = proxy.waitFor(r'"event":"listening"', 2)
+    finally:
+        proxy.terminate()
+    assert sorted(json.loads(line)["worker"] for line in listening) == [0, 1]
+    assert all(json.loads(line) for line in proxy.lines)
