@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from tests.proxy.helpers import clientContext, connect, echo, echoRoundTrip
+from tests.proxy.helpers import clientContext, connect, echo, echoRoundTrip, serverContext
 
 
 @pytest.fixture
@@ -63,3 +63,16 @@ def test_keylog_explicitly(pems, start_proxy, backend, tmp_path, usualUmask, via
     secrets = {line for line in clientKeys.read_text().splitlines() if not line.startswith("#")}
     assert len(secrets) == 5 and secrets <= set(path.read_text().splitlines())  # TLS 1.3: five per session
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_keylog_covers_the_backend_side(pems, start_proxy, backend, tmp_path):
+    """reencrypt: the sessions towards backends are logged too."""
+    path = tmp_path / "keys.log"
+    server = backend(echo, serverContext(pems.backendCert, pems.backendKey))
+    proxy = start_proxy("--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{server.port}", "--mode", "reencrypt",
+                        "--cert", pems.cert, "--key", pems.key, "--backend-ca", pems.ca,
+                        "--backend-name", "backend.example", "--keylog", path)
+    relayOnce(proxy.port, pems)
+    proxy.waitFor(r"event=close ")
+    randoms = {line.split(" ")[1] for line in path.read_text().splitlines()}
+    assert len(randoms) == 2  # the client's session and the backend's
