@@ -40,6 +40,7 @@ TLS_BACK = {"terminate": False, "originate": True, "reencrypt": True}
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_CLOSE_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTIONS = 10_000
 DEFAULT_DRAIN_TIMEOUT = 10.0
 
@@ -112,6 +113,7 @@ class ListenerConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT  # a graceful close's deadline, then both sides are aborted
 
     # Not a setting of its own: the process's keylog, set by ProxyConfig.check.
     keyLogFile: str | None = field(default=None, init=False, repr=False)
@@ -275,6 +277,7 @@ LISTENER_KEYS: dict[str, Kind] = {
     "max_connections": integer(1),
     "handshake_timeout": seconds(),
     "idle_timeout": seconds(),
+    "close_timeout": seconds(),
 }
 PROXY_KEYS: dict[str, Kind] = {
     "drain_timeout": seconds(positive=False),

@@ -11,8 +11,9 @@ import sys
 import warnings
 
 from tlsfast.proxy._config import (CLIENT_CERT_MODES, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
-                                   DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, LOG_FORMATS, LOG_LEVELS, MODES,
-                                   PROXY_PROTOCOL_VERSIONS, ListenerConfig, ProxyConfig, ProxyConfigError,
+                                   DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, LOG_FORMATS,
+                                   LOG_LEVELS, MODES, PROXY_PROTOCOL_VERSIONS, ListenerConfig, ProxyConfig,
+                                   ProxyConfigError,
                                    loadToml)
 from tlsfast.proxy._log import Logger
 
@@ -91,6 +92,9 @@ def addParser(commands) -> None:
                        help=f"seconds for a TLS handshake or backend connect (default {DEFAULT_HANDSHAKE_TIMEOUT:g})")
     proxy.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
                        help=f"close a connection idle this long, seconds (default {DEFAULT_IDLE_TIMEOUT:g})")
+    proxy.add_argument("--close-timeout", type=float, default=DEFAULT_CLOSE_TIMEOUT,
+                       help="seconds a closing connection may take to flush and get the peer's close_notify, "
+                            f"then it is cut (default {DEFAULT_CLOSE_TIMEOUT:g})")
     proxy.add_argument("--metrics", metavar="HOST:PORT",
                        help="serve Prometheus metrics (/metrics) and /healthz here (one port for all workers)")
     proxy.add_argument("--workers", type=int, default=None, metavar="N",
@@ -169,7 +173,7 @@ def uncheckedConfigFromArgs(args: argparse.Namespace) -> ProxyConfig:
             min_version=args.min_version, ciphers=args.ciphers, tls13_ciphers=args.tls13_ciphers,
             groups=args.groups, proxy_protocol=args.proxy_protocol, accept_proxy=bool(args.accept_proxy),
             max_connections=args.max_connections, handshake_timeout=args.handshake_timeout,
-            idle_timeout=args.idle_timeout)])
+            idle_timeout=args.idle_timeout, close_timeout=args.close_timeout)])
     if args.drain_timeout is not None:
         config.drain_timeout = args.drain_timeout
     if args.metrics is not None:

@@ -323,23 +323,23 @@ class ProxyServer:
         self.log("info", "draining", connections=len(openConnections()), timeout=self.config.drain_timeout)
         done = defer.Deferred()
         deadline = self.reactor.seconds() + self.config.drain_timeout
-        self.aborted = 0
+        for connection in openConnections():
+            connection.drain(deadline)  # each aborts itself at the deadline (its lifecycle's DRAIN_DEADLINE)
+        self.aborted = None
 
         def check():
             remaining = openConnections()
-            if not remaining:
-                done.callback(None)
-            elif self.reactor.seconds() >= deadline:
+            now = self.reactor.seconds()
+            if now >= deadline and self.aborted is None:
                 self.aborted = len(remaining)
-                self.log("warn", "drain_timeout", aborting=len(remaining))
-                for connection in remaining:
-                    connection.reason = "shutdown"
-                    _eager.abort(connection.transport)
-                    if connection.peer is not None:
-                        _eager.abort(connection.peer.transport)
-                self.reactor.callLater(0, done.callback, None)
+                if remaining:
+                    self.log("warn", "drain_timeout", aborting=len(remaining))
+            # Aborted connections are gone a reactor turn later; the grace is for a bug not to hang shutdown.
+            if not remaining or now >= deadline + 1.0:
+                self.aborted = self.aborted or 0
+                done.callback(None)
             else:
-                self.reactor.callLater(min(0.05, max(deadline - self.reactor.seconds(), 0)), check)
+                self.reactor.callLater(min(0.05, max(deadline - now, 0.01)), check)
 
         check()
         return done
