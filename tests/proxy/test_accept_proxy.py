@@ -23,6 +23,7 @@ from tests.proxy.helpers import (
     runProxy,
     serverContext,
 )
+from tests.proxy.hostile import assertNoTraceback, parseLogfmt
 from tests.proxy.test_proxy_protocol import readHeader
 from tlsfast.proxy._acceptproxy import ProxyHeaderError, _addresses, splitHeader
 from tlsfast.proxy._proxyheader import ClientTLS, headerV1, headerV2
@@ -257,3 +258,40 @@ def test_sighup_turning_it_on_rebuilds_the_listener(pems, start_proxy, backend, 
         sock.sendall(b"after reload")
         assert sock.recv(100) == b"after reload"
     assert "client=203.0.113.7:40123" in proxy.waitFor(r"event=close ")[0]
+
+
+# -- malformed address blocks: a clean failure, never an escaping exception (finding 4) --
+
+SIGNATURE_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
+MALFORMED_V2 = [
+    SIGNATURE_V2 + bytes([0x21, 0x11, 0, 4]) + b"\x7f\x00\x00\x01",  # TCP4 with 4 of its 12 address bytes
+    SIGNATURE_V2 + bytes([0x21, 0x21, 0, 12]) + bytes(12),  # TCP6 with 12 of its 36
+    SIGNATURE_V2 + bytes([0x21, 0x11, 0, 0]),  # TCP4, no address at all
+    SIGNATURE_V2 + bytes([0x21, 0x31, 0, 10]) + bytes(10),  # AF_UNIX with 10 of its 216
+]
+
+
+@pytest.mark.parametrize("header", MALFORMED_V2)
+def test_malformed_v2_address_blocks(header):
+    with pytest.raises(ProxyHeaderError, match="invalid PROXY header"):
+        splitHeader(header + b"\x16\x03\x01")
+
+
+def test_malformed_v2_address_block_through_the_proxy(pems, start_proxy, backend):
+    server = backend(echo)
+    proxy = start_proxy("--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{server.port}",
+                        "--cert", pems.cert, "--key", pems.key, "--accept-proxy")
+    for header in MALFORMED_V2[:2]:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=TIMEOUT) as sock:
+            sock.sendall(header)
+            with pytest.raises(ConnectionResetError):  # aborted, no reply
+                while sock.recv(100):
+                    pass
+    lines = proxy.waitFor(r"by=proxy_header_failed", 2)
+    for line in lines:
+        assert parseLogfmt(line)["error"].startswith("invalid PROXY header: error: ")  # struct.error
+    assertNoTraceback(proxy.lines)
+    assert server.accepted == 0
+    with tlsAfter(V1, proxy.port, clientContext(pems.ca)) as sock:
+        sock.sendall(b"still here")
+        assert sock.recv(100) == b"still here"

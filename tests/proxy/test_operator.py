@@ -317,10 +317,11 @@ def test_workers_and_log_level_from_toml(pems, tmp_path, flags, workers, infoLin
 
 
 @pytest.mark.parametrize("text, words", [
-    ("workers = 0", "workers must be a whole number, at least 1, not 0"),
-    ('workers = "2"', "workers must be a whole number, at least 1, not '2'"),
-    ('log_level = "loud"', "log-level 'loud' is not one of debug, info, warn, error"),
-    ("user = 5", "user must be a user or group name, not 5"),
+    ("workers = 0", "workers must be an integer >= 1, not 0 (an integer)"),
+    ('workers = "2"', "workers must be an integer >= 1, not '2' (a string)"),
+    ('log_level = "loud"', "log_level must be one of 'debug', 'info', 'warn', 'error', not 'loud' (a string)"),
+    ("user = 5", "user must be a name (a non-empty string), not 5 (an integer)"),
+    ('group = ""', "group must be a name (a non-empty string), not '' (a string)"),
 ])
 def test_process_settings_are_checked(pems, tmp_path, text, words):
     config = tmp_path / "proxy.toml"
@@ -328,7 +329,7 @@ def test_process_settings_are_checked(pems, tmp_path, text, words):
                       f'cert = "{pems.cert}"\nkey = "{pems.key}"\n')
     completed = runProxy(["--config", config])
     assert completed.returncode == 2
-    assert completed.stderr == f"tlsfast proxy: error: {words}\n"
+    assert completed.stderr == f"tlsfast proxy: error: config file {str(config)!r}: {words}\n"
 
 
 # -- /metrics, /healthz ------------------------------------------------------------------------------------

@@ -11,7 +11,15 @@ from proxyprotocol.v1 import ProxyProtocolV1
 from proxyprotocol.v2 import ProxyProtocolV2
 
 from tests import pki
-from tests.proxy.helpers import TIMEOUT, clientContext, connect, readToEnd, serverContext
+from tests.proxy.helpers import (
+    TIMEOUT,
+    clientContext,
+    connect,
+    echo,
+    readToEnd,
+    serverContext,
+)
+from tests.proxy.hostile import assertNoTraceback, close, roundTrip, tlsClient
 from tlsfast.proxy._proxyheader import ClientTLS, headerV1, headerV2
 
 
@@ -133,3 +141,58 @@ def test_originate_plain_client(start_proxy, backend, pems):
         clientPort = sock.getsockname()[1]
     assert seen[0].source == (ipaddress.ip_address("127.0.0.1"), clientPort)
     assert not seen[0].tlv.ssl.has_ssl  # the client did not use TLS
+
+
+# -- the AUTHORITY TLV is the SNI as the client sent it (finding 3) ----------------
+
+def authority(header: bytes) -> bytes | None:
+    """The raw value of the AUTHORITY TLV of a v2 header (TCP over IPv4)."""
+    assert header[:12] == b"\r\n\r\n\x00\r\nQUIT\n" and header[13] == 0x11, header[:16]
+    position, end = 16 + 12, 16 + int.from_bytes(header[14:16], "big")
+    while position < end:
+        kind, length = header[position], int.from_bytes(header[position + 1:position + 3], "big")
+        if kind == 0x02:
+            return header[position + 3:position + 3 + length]
+        position += 3 + length
+    return None
+
+
+ODD_NAMES = [b"a..b", b"x" * 64 + b".example", "bücher.example".encode(), b"\xff\xfe.example", b"UPPER.Example."]
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_v2_authority_is_the_sni_as_sent(name):
+    # As ConnectionInfo holds it: text, bytes that are not ASCII as surrogates.
+    text = name.decode("ascii", "surrogateescape")
+    header = headerV2(("192.0.2.1", 1), ("192.0.2.2", 2), ClientTLS(version="TLSv1.3", serverName=text))
+    assert authority(header) == name
+    assert authority(headerV2(("192.0.2.1", 1), ("192.0.2.2", 2), ClientTLS(serverName=name))) == name
+
+
+def test_v2_authority_from_any_text_never_raises():
+    header = headerV2(("192.0.2.1", 1), ("192.0.2.2", 2), ClientTLS(serverName="\ud800lone"))
+    assert authority(header) == b"?lone"
+
+
+def test_odd_sni_through_the_proxy(pems, start_proxy, backend):
+    headers = []
+
+    def handler(sock):
+        data = b""
+        while len(data) < 16 or len(data) < 16 + int.from_bytes(data[14:16], "big"):
+            data += sock.recv(65536)
+        headers.append(data[:16 + int.from_bytes(data[14:16], "big")])
+        rest = data[len(headers[-1]):]
+        sock.sendall(rest)
+        echo(sock)
+
+    server = backend(handler)
+    proxy = start_proxy("--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{server.port}",
+                        "--cert", pems.cert, "--key", pems.key, "--proxy-protocol", "v2")
+    for name in ODD_NAMES:
+        connection = tlsClient(proxy.port, name)
+        assert roundTrip(connection, b"ping") == b"ping"
+        close(connection)
+    proxy.waitFor(r"event=close .*by=client", len(ODD_NAMES))
+    assert [authority(header) for header in headers] == ODD_NAMES
+    assertNoTraceback(proxy.lines)

@@ -4,6 +4,8 @@ import pytest
 
 from tests import pki
 from tests.proxy.helpers import clientContext, connect, readToEnd, runProxy
+from tests.proxy.hostile import assertNoTraceback, bounded, close, readAll, tlsClient
+
 
 def tagged(tag):
     def handler(sock):
@@ -30,5 +32,54 @@ def test_routes_by_server_name(pems, start_proxy, backend, tmp_path):
 def test_bad_route(pems, route, words):
     completed = runProxy(["--listen", "127.0.0.1:0", "--backend", "127.0.0.1:9",
                           "--cert", pems.cert, "--key", pems.key, "--route", route])
+    assert completed.returncode == 2
+    assert words in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
+
+
+# -- names compared as DNS compares them: case, trailing dot, IDNA (finding 9) --
+
+def test_routes_normalise_names(pems, start_proxy, backend):
+    idn, upper, wild = backend(tagged(b"idn:")), backend(tagged(b"upper:")), backend(tagged(b"wild:"))
+    default = backend(tagged(b"default:"))
+    proxy = start_proxy("--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{default.port}",
+                        "--cert", pems.cert, "--key", pems.key,
+                        "--route", f"Bücher.Example=127.0.0.1:{idn.port}",
+                        "--route", f"A.EXAMPLE.=127.0.0.1:{upper.port}",
+                        "--route", f"*.B.example=127.0.0.1:{wild.port}")
+    for sent, expected in ((b"xn--bcher-kva.example", b"idn:"), ("bücher.example".encode(), b"idn:"),
+                           (b"XN--BCHER-KVA.EXAMPLE.", b"idn:"), (b"a.example", b"upper:"),
+                           (b"a.example.", b"upper:"), (b"X.b.EXAMPLE", b"wild:"), (b"a..example", b"default:"),
+                           (b"a\xff.example", b"default:")):
+        connection = tlsClient(proxy.port, sent)
+        bounded(connection.sendall, b"hi")
+        assert readAll(connection) == expected + b"hi", sent
+    assertNoTraceback(proxy.lines)
+
+
+def test_sni_certificate_for_an_international_name(pems, start_proxy, backend, tmp_path):
+    identity = pki.leaf("ecdsa", names=("xn--bcher-kva.example",))
+    files = pki.write_pems(str(tmp_path), {"idn.crt": identity.cert_pem, "idn.key": identity.key_pem})
+    server = backend(tagged(b""))
+    proxy = start_proxy("--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{server.port}",
+                        "--cert", pems.cert, "--key", pems.key,
+                        "--sni-cert", f"Bücher.example.={files['idn.crt']},{files['idn.key']}")
+    for sent, subject in ((b"XN--BCHER-KVA.example.", "CN=xn--bcher-kva.example"),
+                          ("bücher.example".encode(), "CN=xn--bcher-kva.example"),
+                          (b"example.com", "CN=example.com")):
+        connection = tlsClient(proxy.port, sent)
+        peer = connection.get_peer_certificate().to_cryptography()
+        assert peer.subject.rfc4514_string() == subject, sent
+        close(connection)
+
+
+@pytest.mark.parametrize("flag, value, words", [
+    ("--route", "a..b=127.0.0.1:1", "'a..b'"),
+    ("--route", "x" * 64 + ".example=127.0.0.1:1", "not a host name"),
+    ("--route", "bad name=127.0.0.1:1", "'bad name'"),
+    ("--sni-cert", "a..b=CERT", "sni-cert: server name 'a..b'"),
+])
+def test_bad_names_are_configuration_errors(pems, flag, value, words):
+    completed = runProxy(["--listen", "127.0.0.1:0", "--backend", "127.0.0.1:9",
+                          "--cert", pems.cert, "--key", pems.key, flag, value.replace("CERT", pems.cert)])
     assert completed.returncode == 2
     assert words in completed.stderr and len(completed.stderr.strip().splitlines()) == 1

@@ -50,7 +50,7 @@ class ConnectionInfo:
     """
 
     side: str  # "client" or "server"
-    serverName: str | None = None
+    serverName: str | None = None  # the SNI as sent; non-ASCII bytes as surrogateescape surrogates
     version: str | None = None
     cipher: str | None = None
     group: str | None = None
@@ -113,12 +113,6 @@ def _countFromEngine(info: ConnectionInfo, engine) -> None:
     info.plaintextBytesSent = engine.plaintext_sent
     info.ciphertextBytesReceived = engine.ciphertext_received
     info.ciphertextBytesSent = engine.ciphertext_sent
-
-
-def _text(value) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode("ascii", "replace")
-    return value
 
 
 class Monitor:
@@ -229,7 +223,10 @@ class Monitor:
         info.cipher = connection.get_cipher_name()
         info.group = connection.get_group_name()
         info.alpn = connection.get_alpn_proto_negotiated() or None
-        info.serverName = _text(connection.get_servername())
+        # surrogateescape: bytes that are not ASCII survive (for an exact
+        # copy in a PROXY header, for IDNA matching) instead of becoming U+FFFD.
+        name = connection.get_servername()
+        info.serverName = name.decode("ascii", "surrogateescape") if name is not None else None
         if HAS["SSL_session_reused"]:
             info.resumed = bool(_lib.SSL_session_reused(connection._ssl))
         for timer in info._timers:

@@ -216,18 +216,26 @@ def _keyLogPath(keyLogFile) -> str | None:
     log.warning("TLS secrets are being written to %s (SSLKEYLOGFILE): "
                 "anyone who can read it can decrypt these connections", path)
     try:
-        with open(path, "ab"):
-            pass
+        os.close(_openKeyLog(path))
     except OSError as e:
         raise ConfigurationError(f"cannot open key-log file {path!r}: {e.strerror or e}") from e
     return path
+
+
+def _openKeyLog(path: str) -> int:
+    """
+    Open the key log for appending, creating it readable by its owner only
+    (0600, whatever the umask): its secrets decrypt every logged connection.
+    An existing file keeps the mode its owner gave it.
+    """
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
 def _keyLogWriter(path: str):
     def writeKeyLog(connection, line: bytes) -> None:
         # NSS key-log format, one secret per line; appended line by line so
         # that several processes may share the file.
-        with open(path, "ab") as f:
+        with open(_openKeyLog(path), "ab") as f:
             f.write(line + b"\n")
 
     return writeKeyLog

@@ -26,6 +26,7 @@ from tlsfast.options._policy import (
     loadDHParameters,
     probeServer,
 )
+from tlsfast.options._servername import InvalidServerName, ServerNameMap
 from tlsfast.options._sources import loadCertificates, loadIdentity
 
 _CLIENT_CERTIFICATE_MODES = {
@@ -69,13 +70,6 @@ def _verifyLocations(context, caFile=None, caPath=None, caCertificates=None):
     for certificate in certificates:
         store.add_cert(crypto.X509.from_cryptography(certificate))
     return certificates
-
-
-def _hostPattern(name: str) -> str:
-    name = name.strip().lower().rstrip(".")
-    if "*" in name and not (name.startswith("*.") and "*" not in name[2:]):
-        raise ConfigurationError(f"server name {name!r}: only a leading '*.' wildcard is supported")
-    return name
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -158,26 +152,24 @@ class ServerOptions:
 
         probeServer(self.policy, self.identity)
         self._context = self._makeContext(self.identity)
-        self._serverNames = {}
-        self._wildcards = {}
+        contexts = {}
         for name, source in (serverNames or {}).items():
             if isinstance(source, tuple) and len(source) == 2:
                 identity = loadIdentity(source[0], source[1], what=f"certificate for {name!r}")
             else:
                 identity = loadIdentity(source, what=f"certificate for {name!r}")
-            pattern = _hostPattern(name)
             probeServer(self.policy, identity)
-            context = self._makeContext(identity)
-            if pattern.startswith("*."):
-                self._wildcards[pattern[2:]] = context
-            else:
-                self._serverNames[pattern] = context
-        if self._serverNames or self._wildcards:
+            contexts[name] = self._makeContext(identity)
+        try:
+            self._serverNames: ServerNameMap[SSL.Context] = ServerNameMap(contexts)
+        except InvalidServerName as e:
+            raise ConfigurationError(str(e)) from None
+        if self._serverNames:
             for context in self._allContexts():
                 context.set_tlsext_servername_callback(self._selectServerName)
 
     def _allContexts(self):
-        return [self._context, *self._serverNames.values(), *self._wildcards.values()]
+        return [self._context, *self._serverNames.values()]
 
     def _makeContext(self, identity) -> SSL.Context:
         context = SSL.Context(SSL.TLS_METHOD)
@@ -218,13 +210,7 @@ class ServerOptions:
         return selectProtocol(self.acceptableProtocols or (), offered)
 
     def _selectServerName(self, connection):
-        name = connection.get_servername()
-        if not name:
-            return
-        name = name.decode("ascii", "replace").lower().rstrip(".")
-        context = self._serverNames.get(name)
-        if context is None and "." in name:
-            context = self._wildcards.get(name.split(".", 1)[1])
+        context = self._serverNames.lookup(connection.get_servername())
         if context is not None:
             connection.set_context(context)
 

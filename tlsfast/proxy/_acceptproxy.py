@@ -21,6 +21,8 @@ connection's own addresses.
 
 from __future__ import annotations
 
+import struct
+
 from proxyprotocol import ProxyProtocolIncompleteError
 from proxyprotocol.result import ProxyResultIPv4, ProxyResultIPv6
 from proxyprotocol.v1 import ProxyProtocolV1
@@ -69,8 +71,10 @@ def splitHeader(data: bytes):
         result = parser.unpack(header)
     except ProxyProtocolIncompleteError:  # the framing above says it is whole
         raise ProxyHeaderError("PROXY header ends early") from None
-    except (ValueError, KeyError, IndexError) as e:
-        raise ProxyHeaderError(f"invalid PROXY header: {e}") from None
+    except (ValueError, KeyError, IndexError, TypeError, struct.error) as e:
+        # The package's own errors are ValueErrors; a short or odd address
+        # block surfaces as whatever its unpacking raised (struct.error...).
+        raise ProxyHeaderError(f"invalid PROXY header: {type(e).__name__}: {e}") from None
     return result, data[len(header):]
 
 

@@ -12,6 +12,26 @@ import socket
 import tomllib
 from dataclasses import dataclass, field, fields
 
+from tlsfast.options._servername import (
+    InvalidServerName,
+    ServerNameMap,
+    normalizePattern,
+)
+from tlsfast.proxy._configtypes import (
+    BOOLEAN,
+    FILES,
+    NAME,
+    TEXT,
+    TEXT_LIST,
+    Kind,
+    ProxyConfigError,
+    checkTypes,
+    choice,
+    integer,
+    seconds,
+    table,
+)
+
 MODES = ("terminate", "originate", "reencrypt")
 
 # TLS towards clients (the listener) / towards the backend, per mode.
@@ -27,10 +47,9 @@ DEFAULT_DRAIN_TIMEOUT = 10.0
 CLIENT_CERT_MODES = ("none", "optional", "required")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 PROXY_PROTOCOL_VERSIONS = ("v1", "v2")
+LOG_FORMATS = ("logfmt", "json")
 
-
-class ProxyConfigError(ValueError):
-    """A configuration mistake; the message says what and where."""
+__all__ = ["ProxyConfigError"]  # defined with the type checks, imported from here
 
 
 def parseAddress(text: str, what: str) -> tuple[str, int]:
@@ -96,18 +115,18 @@ class ListenerConfig:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT  # a graceful close's deadline, then both sides are aborted
 
+    # Not a setting of its own: the process's keylog, set by ProxyConfig.check.
+    keyLogFile: str | None = field(default=None, init=False, repr=False)
+
     def backendFor(self, serverName: str | None, alpn: str | None = None) -> tuple[str, int]:
         """
         The backend for a client: its SNI's route (exact, then wildcard),
         else the route of the ALPN protocol it negotiated, else the default.
         """
-        if serverName and self.routeAddresses:
-            name = serverName.lower().rstrip(".")
-            if name in self.routeAddresses:
-                return self.routeAddresses[name]
-            _, dot, parent = name.partition(".")
-            if dot and "*." + parent in self.routeAddresses:
-                return self.routeAddresses["*." + parent]
+        if serverName and self.routeTable:
+            routed = self.routeTable.lookup(serverName)
+            if routed is not None:
+                return routed
         if alpn and alpn in self.alpnRouteAddresses:
             return self.alpnRouteAddresses[alpn]
         return self.backendAddress
@@ -115,8 +134,7 @@ class ListenerConfig:
     def check(self) -> None:
         """Raise L{ProxyConfigError} naming the first problem found."""
         where = f"listener {self.name}" if self.name else "listener"
-        if self.mode not in MODES:
-            raise ProxyConfigError(f"{where}: mode {self.mode!r} is not one of {', '.join(MODES)}")
+        checkTypes({f.name: getattr(self, f.name) for f in fields(self) if f.init}, LISTENER_KEYS, where)
         self.listenAddress = parseAddress(self.listen, f"{where}: listen address")
         self.backendAddress = parseAddress(self.backend, f"{where}: backend address")
         if self.backendAddress[1] == 0:
@@ -146,14 +164,14 @@ class ListenerConfig:
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
                 raise ProxyConfigError(f"{where}: {name.replace('_', '-')} file {path!r} does not exist")
-        self.routeAddresses = {}
         if self.routes and not TLS_FRONT[self.mode]:
             raise ProxyConfigError(f"{where}: SNI routes need TLS from clients (mode terminate or reencrypt)")
-        for pattern, address in self.routes.items():
-            name = pattern.strip().lower().rstrip(".")
-            if not name or "*" in name[2:] or ("*" in name and not name.startswith("*.")):
-                raise ProxyConfigError(f"{where}: route {pattern!r}: a server name, or '*.' and a domain")
-            self.routeAddresses[name] = parseAddress(address, f"{where}: route {pattern!r}")
+        routes = {pattern: parseAddress(address, f"{where}: route {pattern!r}")
+                  for pattern, address in self.routes.items()}
+        try:
+            self.routeTable: ServerNameMap[tuple[str, int]] = ServerNameMap(routes)
+        except InvalidServerName as e:
+            raise ProxyConfigError(f"{where}: route: {e} (a server name, or '*.' and a domain)") from None
         if isinstance(self.alpn, str):
             self.alpn = [p for p in self.alpn.split(",") if p]
         self._checkFrontTLS(where)
@@ -163,19 +181,8 @@ class ListenerConfig:
                 raise ProxyConfigError(f"{where}: ALPN route {protocol!r}: the listener does not offer it "
                                        f"(--alpn is {','.join(self.alpn) or 'empty'})")
             self.alpnRouteAddresses[protocol] = parseAddress(address, f"{where}: ALPN route {protocol!r}")
-        for host, _ in {self.backendAddress, *self.routeAddresses.values(), *self.alpnRouteAddresses.values()}:
+        for host, _ in {self.backendAddress, *self.routeTable.values(), *self.alpnRouteAddresses.values()}:
             _checkResolves(host, where)
-        if self.proxy_protocol is not None and self.proxy_protocol not in PROXY_PROTOCOL_VERSIONS:
-            raise ProxyConfigError(f"{where}: proxy-protocol {self.proxy_protocol!r} is not one of "
-                                   f"{', '.join(PROXY_PROTOCOL_VERSIONS)}")
-        if not isinstance(self.accept_proxy, bool):
-            raise ProxyConfigError(f"{where}: accept_proxy must be true or false, not {self.accept_proxy!r}")
-        if self.max_connections < 1:
-            raise ProxyConfigError(f"{where}: max-connections must be at least 1")
-        for name in ("handshake_timeout", "idle_timeout", "close_timeout"):
-            if not getattr(self, name) > 0:
-                raise ProxyConfigError(f"{where}: {name.replace('_', '-')} must be positive")
-
 
     def _checkFrontTLS(self, where: str) -> None:
         """The settings of TLS towards clients: only with TLS there, files that exist."""
@@ -190,9 +197,6 @@ class ListenerConfig:
             return
         if self.client_cert is None:
             self.client_cert = "required" if self.client_ca else "none"
-        if self.client_cert not in CLIENT_CERT_MODES:
-            raise ProxyConfigError(f"{where}: client-cert {self.client_cert!r} is not one of "
-                                   f"{', '.join(CLIENT_CERT_MODES)}")
         if self.client_cert != "none" and not self.client_ca:
             raise ProxyConfigError(f"{where}: client-cert {self.client_cert} needs --client-ca "
                                    "(the CAs client certificates must chain to)")
@@ -200,6 +204,10 @@ class ListenerConfig:
             raise ProxyConfigError(f"{where}: client-ca file {self.client_ca!r} does not exist")
         checked = {}
         for name, files in self.sni_certs.items():
+            try:
+                normalizePattern(name)  # ServerOptions would refuse it too, less precisely
+            except InvalidServerName as e:
+                raise ProxyConfigError(f"{where}: sni-cert: {e}") from None
             files = [files] if isinstance(files, str) else list(files)
             if not 1 <= len(files) <= 2:
                 raise ProxyConfigError(f"{where}: sni-cert {name!r}: a certificate file, or [cert, key]")
@@ -222,32 +230,65 @@ class ProxyConfig:
     log_level: str = "info"
     user: str | None = None  # drop root to this user after binding
     group: str | None = None  # ... and this group (default: the user's)
+    log_format: str = "logfmt"  # or json
+    keylog: str | None = None  # NSS key log of every TLS session (debugging only)
 
     def check(self) -> None:
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "listeners"}
+        checkTypes(settings, PROXY_KEYS, "config")
         if not self.listeners:
             raise ProxyConfigError("no listener configured")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise ProxyConfigError(f"workers must be a whole number, at least 1, not {self.workers!r}")
-        if self.log_level not in LOG_LEVELS:
-            raise ProxyConfigError(f"log-level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
-        for name in ("user", "group"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ProxyConfigError(f"{name} must be a user or group name, not {value!r}")
         self.metricsAddress = parseAddress(self.metrics, "metrics address") if self.metrics else None
-        if not self.drain_timeout >= 0:
-            raise ProxyConfigError("drain-timeout must not be negative")
         names = set()
         for index, listener in enumerate(self.listeners):
             listener.name = listener.name or f"l{index}"
             if listener.name in names:
                 raise ProxyConfigError(f"listener name {listener.name!r} is used twice")
             names.add(listener.name)
+            listener.keyLogFile = self.keylog
             listener.check()
 
 
-_LISTENER_KEYS = {f.name for f in fields(ListenerConfig)}
-_PROCESS_KEYS = ("workers", "log_level", "user", "group")
+# What each setting accepts (checked at load and at reload): adding a
+# setting is its dataclass field plus one line here.
+LISTENER_KEYS: dict[str, Kind] = {
+    "listen": TEXT,
+    "backend": TEXT,
+    "mode": choice(MODES),
+    "name": TEXT,
+    "cert": TEXT,
+    "key": TEXT,
+    "backend_ca": TEXT,
+    "backend_name": TEXT,
+    "backend_cert": TEXT,
+    "backend_key": TEXT,
+    "alpn": TEXT_LIST,
+    "routes": table(TEXT),
+    "alpn_routes": table(TEXT),
+    "sni_certs": table(FILES),
+    "client_ca": TEXT,
+    "client_cert": choice(CLIENT_CERT_MODES),
+    "min_version": TEXT,  # ServerOptions names the versions it knows
+    "ciphers": TEXT,
+    "tls13_ciphers": TEXT,
+    "groups": TEXT,
+    "proxy_protocol": choice(PROXY_PROTOCOL_VERSIONS),
+    "accept_proxy": BOOLEAN,
+    "max_connections": integer(1),
+    "handshake_timeout": seconds(),
+    "idle_timeout": seconds(),
+    "close_timeout": seconds(),
+}
+PROXY_KEYS: dict[str, Kind] = {
+    "drain_timeout": seconds(positive=False),
+    "metrics": TEXT,
+    "workers": integer(1),
+    "log_level": choice(LOG_LEVELS),
+    "user": NAME,
+    "group": NAME,
+    "log_format": choice(LOG_FORMATS),
+    "keylog": TEXT,
+}
 
 
 def loadToml(path: str) -> ProxyConfig:
@@ -270,21 +311,17 @@ def loadToml(path: str) -> ProxyConfig:
         raise ProxyConfigError(f"cannot read config file {path!r}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ProxyConfigError(f"config file {path!r}: {e}") from None
-    unknown = set(document) - {"listener", "drain_timeout", "metrics", *_PROCESS_KEYS}
-    if unknown:
-        raise ProxyConfigError(f"config file {path!r}: unknown key(s) {', '.join(sorted(unknown))}")
-    tables = document.get("listener", [])
-    if not isinstance(tables, list):
+    tables = document.pop("listener", [])
+    checkTypes(document, PROXY_KEYS, f"config file {path!r}")
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise ProxyConfigError(f"config file {path!r}: use [[listener]] tables")
     listeners = []
-    for index, table in enumerate(tables):
-        unknown = set(table) - _LISTENER_KEYS
-        if unknown:
-            raise ProxyConfigError(f"config file {path!r}: listener {index}: unknown key(s) "
-                                   f"{', '.join(sorted(unknown))}")
+    for index, listener in enumerate(tables):
+        name = listener.get("name")
+        where = f"config file {path!r}: listener {name if isinstance(name, str) and name else index}"
+        checkTypes(listener, LISTENER_KEYS, where)
         for required in ("listen", "backend"):
-            if required not in table:
-                raise ProxyConfigError(f"config file {path!r}: listener {index}: {required!r} is missing")
-        listeners.append(ListenerConfig(**table))
-    return ProxyConfig(listeners, document.get("drain_timeout", DEFAULT_DRAIN_TIMEOUT), document.get("metrics"),
-                       **{key: document[key] for key in _PROCESS_KEYS if key in document})
+            if required not in listener:
+                raise ProxyConfigError(f"{where}: {required!r} is missing")
+        listeners.append(ListenerConfig(**listener))
+    return ProxyConfig(listeners, **document)

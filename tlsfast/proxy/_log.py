@@ -1,23 +1,64 @@
 """
-Structured log lines (logfmt): C{time level event key=value ...}, one line
-per event, so C{grep conn=17} follows one connection.
+Structured log lines, one per event, so C{grep conn=17} follows one
+connection: logfmt (C{time level event key=value ...}, the default) or JSON
+(one object per line, the same fields).
+
+Values come from peers (an SNI, an error text) and must not be able to
+forge a line or drive a terminal: every character that is not printable
+(C0, DEL, C1, Unicode format characters, separators other than the space)
+and every byte that is not UTF-8 is written as a visible escape -- C{\\r}, C{\\x1b}, C{\\u202e}.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import sys
 import time
 
+_NEEDS_QUOTES = re.compile(r'[ "=\\]|^$')
+_PLAIN = re.compile(r'[^ "=\\\x00-\x1f\x7f-\U0010ffff]+\Z')  # printable ASCII, nothing to quote: the usual value
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
-_NEEDS_QUOTES = re.compile(r'[ "=\n]|^$')
+
+def _escape(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape): show the byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
-def _value(value) -> str:
-    text = value.decode("ascii", "backslashreplace") if isinstance(value, bytes) else str(value)
-    if _NEEDS_QUOTES.search(text):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    return text
+def safeText(value: object) -> str:
+    """
+    C{value} as text with every unsafe character escaped (a backslash
+    before an escape is doubled only in logfmt's quoting, see L{_value}).
+    Bytes are read as UTF-8; bytes that are not are shown as C{\\xNN}.
+    """
+    text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+    # Python's "printable" is what may go raw: not the Unicode categories
+    # Other (controls, format, surrogates, private use, unassigned) or
+    # Separator, ASCII space excepted.
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _value(value: object) -> str:
+    """A logfmt value: quoted (backslash and quote escaped) when it needs to be."""
+    text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+    if _PLAIN.match(text) or (text.isprintable() and not _NEEDS_QUOTES.search(text)):
+        return text
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + safeText(text) + '"'
+
+
+def _jsonValue(value: object) -> object:
+    if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    return safeText(value)
 
 
 LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40}
@@ -25,17 +66,18 @@ LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40}
 
 class Logger:
     """
-    Writes logfmt lines at or above C{level} to a text stream (stderr by
+    Writes logfmt (or JSON) lines at or above C{level} to a text stream (stderr by
     default).  C{debugEnabled} lets hot paths skip building a line nobody
     will see.
     """
 
-    def __init__(self, stream=None, fields: dict | None = None, level: str = "info"):
+    def __init__(self, stream=None, fields: dict | None = None, level: str = "info", format: str = "logfmt"):
         self.stream = stream if stream is not None else sys.stderr
         self.fields = dict(fields or {})  # on every line (e.g. worker=N)
+        self.setFormat(format)
         self.threshold = LEVELS[level]
         self.debugEnabled = self.threshold <= LEVELS["debug"]
-        self._second = None
+        self._second: int | None = None
         self._stamp = ""
         self._callLater = None
         self._flushPending = False
@@ -51,6 +93,12 @@ class Logger:
         if reactor is None:
             self.flush()
 
+    def setFormat(self, format: str) -> None:
+        """C{logfmt} or C{json} (from the configuration, known after the logger is made)."""
+        if format not in ("logfmt", "json"):
+            raise ValueError(f"unknown log format {format!r}")
+        self.format = format
+
     def flush(self) -> None:
         self._flushPending = False
         try:
@@ -65,11 +113,20 @@ class Logger:
         second = int(now)
         if second != self._second:  # strftime once per second, not per line
             self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        parts = [f"{self._stamp}.{int(now % 1 * 1000):03d}Z", f"level={level}", f"event={event}"]
-        parts += [f"{key}={_value(value)}" for key, value in self.fields.items()]
-        parts += [f"{key}={_value(value)}" for key, value in fields.items() if value is not None]
+        stamp = f"{self._stamp}.{int(now % 1 * 1000):03d}Z"
+        if self.format == "json":
+            record: dict[str, object] = {"time": stamp, "level": level, "event": event}
+            record.update((key, _jsonValue(value)) for key, value in self.fields.items())
+            record.update((key, _jsonValue(value)) for key, value in fields.items() if value is not None)
+            # ensure_ascii: the line is ASCII whatever the values hold
+            line = json.dumps(record, ensure_ascii=True, separators=(",", ":"))
+        else:
+            parts = [stamp, f"level={level}", f"event={event}"]
+            parts += [f"{key}={_value(value)}" for key, value in self.fields.items()]
+            parts += [f"{key}={_value(value)}" for key, value in fields.items() if value is not None]
+            line = " ".join(parts)
         try:
-            self.stream.write(" ".join(parts) + "\n")
+            self.stream.write(line + "\n")
         except (OSError, ValueError):  # stderr gone: keep relaying
             return
         if self._callLater is None:

@@ -11,8 +11,9 @@ import sys
 import warnings
 
 from tlsfast.proxy._config import (CLIENT_CERT_MODES, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
-                                   DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, LOG_LEVELS,
-                                   MODES, PROXY_PROTOCOL_VERSIONS, ListenerConfig, ProxyConfig, ProxyConfigError,
+                                   DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, LOG_FORMATS,
+                                   LOG_LEVELS, MODES, PROXY_PROTOCOL_VERSIONS, ListenerConfig, ProxyConfig,
+                                   ProxyConfigError,
                                    loadToml)
 from tlsfast.proxy._log import Logger
 
@@ -101,6 +102,12 @@ def addParser(commands) -> None:
     proxy.add_argument("--log-level", choices=LOG_LEVELS, default=None,
                        help="info (default): one line per connection, at its close; debug adds "
                             "accept, handshake and backend_ready lines")
+    proxy.add_argument("--log-format", choices=LOG_FORMATS, default=None,
+                       help="logfmt (default): key=value lines; json: one JSON object per line")
+    proxy.add_argument("--keylog", metavar="FILE",
+                       help="append every TLS session's secrets to FILE (created 0600; for debugging "
+                            "with Wireshark: anyone who can read it can decrypt the traffic). "
+                            "SSLKEYLOGFILE is ignored")
     proxy.add_argument("--user", metavar="NAME",
                        help="started as root: become this user once the ports are open")
     proxy.add_argument("--group", metavar="NAME", help="... and this group (default: the user's)")
@@ -128,15 +135,21 @@ def _pairs(values, flag, shape):
         yield name, rest
 
 
-def configFromArgs(args: argparse.Namespace) -> ProxyConfig:
-    """The checked configuration, from --config or from the flags."""
+def configFromArgs(args: argparse.Namespace, startup: ProxyConfig | None = None) -> ProxyConfig:
+    """
+    The checked configuration, from --config or from the flags.  C{startup}:
+    a reload's, whose key log stays the process's (one the startup did not
+    announce must not start on a SIGHUP).
+    """
     config = uncheckedConfigFromArgs(args)
+    if startup is not None:
+        config.keylog = startup.keylog
     config.check()
     return config
 
 
 # Process settings: a flag overrides the TOML key of the same name.
-_PROCESS_FLAGS = ("workers", "log_level", "user", "group")
+_PROCESS_FLAGS = ("workers", "log_level", "user", "group", "log_format", "keylog")
 
 
 def uncheckedConfigFromArgs(args: argparse.Namespace) -> ProxyConfig:
@@ -186,10 +199,13 @@ def run(args: argparse.Namespace) -> int:
     except ProxyConfigError as e:
         print(f"tlsfast proxy: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    log = Logger(level=config.log_level)
+    log = Logger(level=config.log_level, format=config.log_format)
+    if config.keylog:
+        log("warn", "keylog_enabled", path=config.keylog,
+            note="TLS secrets of every connection are written there: anyone who can read it can decrypt them")
 
     def loadConfig():  # for SIGHUP: the same flags, files read again
-        return configFromArgs(args)
+        return configFromArgs(args, config)
 
     from tlsfast.proxy._sdnotify import Notifier
 

@@ -31,6 +31,10 @@ class ListenerStats:
     closedBytesFromBackends: int = 0
 
 
+# OpenSSL reasons with a clearer name for an operator.
+_RENAMED_REASONS = {"no_application_protocol": "alpn_mismatch"}  # RFC 7301 alert 120: no ALPN overlap
+
+
 def _label(text: str) -> str:
     return "_".join("".join(c if c.isalnum() else " " for c in text.lower()).split()) or "unknown"
 
@@ -47,7 +51,8 @@ def handshakeFailureReason(reason, timedOut: bool) -> str:
     if isinstance(value, SSL.Error) and value.args and isinstance(value.args[0], list) and value.args[0]:
         entry = value.args[0][-1]
         if isinstance(entry, tuple) and len(entry) == 3 and entry[2]:
-            return _label(entry[2])
+            label = _label(entry[2])
+            return _RENAMED_REASONS.get(label, label)
     if isinstance(value, (netError.ConnectionDone, netError.ConnectionLost)):
         return "client_closed"
     return _label(type(value).__name__)

@@ -38,7 +38,7 @@ class ClientTLS:
 
     version: str | None = None
     cipher: str | None = None
-    serverName: str | None = None
+    serverName: str | bytes | None = None  # the SNI (see serverNameBytes)
     alpn: bytes | None = None
     certificateCN: str | None = None  # a verified client certificate's common name
 
@@ -69,6 +69,22 @@ def headerV1(source: tuple[str, int], destination: tuple[str, int]) -> bytes:
     return f"PROXY {family} {src} {dst} {source[1]} {destination[1]}\r\n".encode("ascii")
 
 
+def serverNameBytes(serverName: str | bytes) -> bytes:
+    """
+    The SNI as the client sent it, for the C{AUTHORITY} TLV: haproxy's spec
+    asks for "an exact copy of the server_name extension", not a
+    re-encoding (which fails on what clients may send: C{a..b}, a 64-byte
+    label, raw UTF-8).  Text is as L{ConnectionInfo.serverName} holds it:
+    bytes that are not ASCII as C{surrogateescape} surrogates.
+    """
+    if isinstance(serverName, bytes):
+        return serverName
+    try:
+        return serverName.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # not from a decoded SNI: say what we can
+        return serverName.encode("utf-8", "replace")
+
+
 def _tlv(kind: int, value: bytes) -> bytes:
     if len(value) > 0xFFFF:
         raise ValueError(f"PROXY v2 TLV 0x{kind:02x} too long ({len(value)} bytes)")
@@ -88,7 +104,7 @@ def headerV2(source: tuple[str, int], destination: tuple[str, int], tls: ClientT
         if tls.alpn:
             body += _tlv(PP2_TYPE_ALPN, tls.alpn)
         if tls.serverName:
-            body += _tlv(PP2_TYPE_AUTHORITY, tls.serverName.encode("idna"))
+            body += _tlv(PP2_TYPE_AUTHORITY, serverNameBytes(tls.serverName))
         flags = PP2_CLIENT_SSL | (PP2_CLIENT_CERT_CONN if tls.certificateCN is not None else 0)
         sub = b""
         if tls.version:

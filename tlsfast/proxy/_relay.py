@@ -548,7 +548,8 @@ class ListenerTLS:
                 config.cert, config.key, acceptableProtocols=alpn, serverNames=config.sni_certs or None,
                 clientCertificate=config.client_cert, caFile=config.client_ca,
                 minimumVersion=config.min_version, ciphers=config.ciphers, tls13Ciphers=config.tls13_ciphers,
-                groups=config.groups, handshakeTimeout=config.handshake_timeout, reactor=reactor)
+                groups=config.groups, handshakeTimeout=config.handshake_timeout, reactor=reactor,
+                keyLogFile=config.keyLogFile or False)  # never SSLKEYLOGFILE: only an explicit --keylog
         self._clientOptions: dict = {}
         if TLS_BACK[config.mode]:
             self.clientOptionsFor(None if config.mode == "reencrypt" else alpn)  # checked now
@@ -563,7 +564,8 @@ class ListenerTLS:
                 self.config.backend_name, caFile=self.config.backend_ca,
                 trustRoot="platform", acceptableProtocols=list(key) or None,
                 clientCertificate=self.config.backend_cert, clientKey=self.config.backend_key,
-                handshakeTimeout=self.config.handshake_timeout, reactor=self.reactor)
+                handshakeTimeout=self.config.handshake_timeout, reactor=self.reactor,
+                keyLogFile=self.config.keyLogFile or False)
         return options
 
 

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
+from twisted.internet.interfaces import IReactorThreads
 
 from tlsfast.options import ConfigurationError
 from tlsfast.proxy import _eager
@@ -236,11 +237,22 @@ class ProxyServer:
             self.log.flush()  # what the reload did is in the log before anyone hears it is done
             self.notifier.ready()
 
+    def _loadConfigOffThread(self) -> defer.Deferred:
+        """
+        C{loadConfig()} in the reactor's thread pool: checking that backend
+        names resolve (getaddrinfo) blocks, and the reactor must go on
+        relaying meanwhile.  A reactor without threads (a test's Clock)
+        loads in line.
+        """
+        if not IReactorThreads.providedBy(self.reactor):
+            return defer.maybeDeferred(self.loadConfig)
+        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self.loadConfig)
+
     @defer.inlineCallbacks
     def _reload(self):
         self.log("info", "reloading")
         try:
-            config = self.loadConfig()
+            config = yield self._loadConfigOffThread()
             plans = []
             for listenerConfig in config.listeners:
                 try:

@@ -124,7 +124,7 @@ def supervise(config, log: Logger, count: int, serveWorker, level: str = "info",
                     os.close(fd)
                 for signum in (*FORWARDED_SIGNALS, signal.SIGCHLD):
                     signal.signal(signum, signal.SIG_DFL)
-                status = serveWorker(index, config, Logger(fields={"worker": index}, level=level),
+                status = serveWorker(index, config, Logger(fields={"worker": index}, level=level, format=log.format),
                                      WorkerReadiness(readyWrite, index), token)
             finally:
                 sys.stderr.flush()
