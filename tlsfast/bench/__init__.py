@@ -11,5 +11,5 @@ The ``engine`` scenario moves data in memory, with no sockets.
 Modules: ``server`` (the servers), ``client`` (load generators), ``engine``
 (in-memory contenders), ``tlsconfig`` (cipher suite and group pinning),
 ``certs`` (throwaway PKI), ``runner`` (orchestration, medians, ratios),
-``report`` (tables, JSON, plot).  The command line is in ``tlsfast.cli``.
+``report`` (tables, JSON, plot).  The command line is in ``cli`` (``tlsfast.cli`` delegates to it).
 """

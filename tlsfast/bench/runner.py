@@ -534,9 +534,9 @@ class Run:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tlsfast.cli import main as cli_main
+    from tlsfast.bench.cli import main as bench_main
 
-    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+    return bench_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,339 @@
+"""
+The ``tlsfast bench`` command line: argument parsing, the progress display
+and what a run prints.  :mod:`tlsfast.cli` only registers the subcommand
+(:func:`addParser`) and hands it the arguments; nothing here imports
+:mod:`tlsfast.cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+from tlsfast._cliutil import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    OneLineParser,
+    Unavailable,
+    UsageError,
+)
+
+BENCH_DESCRIPTION = """\
+Side-by-side benchmarks of tlsfast against stock Twisted TLS, asyncio (and
+uvloop) with stdlib ssl, plain TCP and the engine's C reference loop.
+Loopback scenarios (bulk, echo, handshake) run each stack's server in its own
+process pinned to one core and an asyncio/stdlib-ssl load generator on the
+other, stacks interleaved per repetition; they report the rate and the
+server process's CPU time per operation (its CPU clock). The engine scenario
+moves data in memory, with no sockets.
+
+exit status: 0 done, 1 a benchmark failed, 2 bad arguments, 3 cannot run
+here (port in use, stack not installed, acceleration off, no matplotlib),
+130 interrupted by Ctrl-C or SIGTERM (what was measured so far is still
+printed and written).
+"""
+
+# --quick: what README's main command runs; about 60 s on a 2-core machine.
+PROFILES = {
+    "full": dict(reps=5, seconds=2.0, megabytes=256, engine_sizes="64,1024,16384,65536",
+                 engine_seconds=30.0, engine_rounds=200),
+    "quick": dict(reps=3, seconds=0.4, megabytes=16, engine_sizes="64,16384",
+                  engine_seconds=4.0, engine_rounds=25),
+}
+
+SUMMARY = "loopback and in-memory benchmarks: tlsfast vs Twisted vs asyncio vs C"
+
+
+def _runParser() -> OneLineParser:
+    """``tlsfast bench [SCENARIO ...] [options]``: measure."""
+    from tlsfast.bench.runner import EXTRA_SCENARIOS, SCENARIOS, STACKS
+    from tlsfast.bench.tlsconfig import DEFAULT_CIPHER, DEFAULT_GROUP
+
+    bench = OneLineParser(prog="tlsfast bench", description=BENCH_DESCRIPTION,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                       help=f"any of {', '.join(SCENARIOS)} (default: all); also {', '.join(EXTRA_SCENARIOS)} "
+                            "(server memory per idle connection)")
+    bench.add_argument("--stacks", metavar="LIST",
+                       help=f"comma-separated, from {', '.join(STACKS)} (default: all installed; "
+                            "c only runs in the engine scenario, tcp and uvloop only in loopback ones)")
+    bench.add_argument("--quick", action="store_true",
+                       help="short settings (about 60 s on 2 cores): " + ", ".join(
+                           f"{k.replace('_', '-')} {v}" for k, v in PROFILES["quick"].items()))
+    group = bench.add_argument_group("loopback scenarios")
+    group.add_argument("--reps", type=int, help="repetitions per stack (default 5)")
+    group.add_argument("--seconds", type=float, help="echo/handshake: seconds per measurement (default 2)")
+    group.add_argument("--size", type=int, default=64, help="echo: message size in bytes (default 64)")
+    group.add_argument("--connections", type=int, default=1, help="concurrent connections (default 1)")
+    group.add_argument("--megabytes", type=int, help="bulk: MiB per connection (default 256)")
+    group.add_argument("--write-size", type=int, default=64 * 1024, help="bulk: client write size (default 65536)")
+    group.add_argument("--no-resume", dest="resume", action="store_false",
+                       help="handshake: skip resumed handshakes")
+    group.add_argument("--port", type=int, default=0,
+                       help="servers listen on PORT, PORT+1, ... (one per stack); default: any free port")
+    group.add_argument("--server-core", type=int, default=0, help="pin servers (and the engine run) to this CPU")
+    group.add_argument("--client-core", type=int, default=1, help="pin the load generator to this CPU")
+    group = bench.add_argument_group("engine scenario")
+    group.add_argument("--engine-sizes", metavar="LIST", help="write sizes in bytes (default 64,1024,16384,65536)")
+    group.add_argument("--engine-seconds", type=float, help="stop starting rounds after this long (default 30)")
+    group.add_argument("--engine-rounds", type=int, help="at most this many rounds (default 200)")
+    group = bench.add_argument_group("TLS")
+    group.add_argument("--cipher", default=DEFAULT_CIPHER, help=f"TLS 1.3 suite (default {DEFAULT_CIPHER})")
+    group.add_argument("--group", default=DEFAULT_GROUP, help=f"key-exchange group (default {DEFAULT_GROUP})")
+    group = bench.add_argument_group("output")
+    group.add_argument("--json", metavar="FILE", help="write settings, environment, samples and summaries")
+    group.add_argument("--plot", metavar="FILE.png", help="draw the comparison (needs matplotlib: tlsfast[plot])")
+    group.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
+    group.add_argument("--quiet", action="store_true", help="no progress display")
+    return bench
+
+
+def _installed(stack: str) -> str | None:
+    """Why ``stack`` cannot run here, or None."""
+    if stack == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            return "uvloop is not installed (pip install uvloop)"
+    if stack in ("tlsfast", "c"):
+        import tlsfast
+
+        if not tlsfast.ACCELERATED:
+            return "tlsfast acceleration is not active (" + "; ".join(tlsfast.backend_info().problems) + ")"
+    return None
+
+
+def _settings(args):
+    from tlsfast.bench.runner import (
+        ENGINE_STACKS,
+        EXTRA_SCENARIOS,
+        LOOPBACK_STACKS,
+        SCENARIOS,
+        STACKS,
+        Settings,
+        port_is_free,
+    )
+    from tlsfast.bench.tlsconfig import ConfigError, check, pin_context
+
+    profile = PROFILES["quick" if args.quick else "full"]
+    for name, value in profile.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+    scenarios = list(dict.fromkeys(args.scenarios)) or list(SCENARIOS)
+    for scenario in scenarios:
+        if scenario not in SCENARIOS + EXTRA_SCENARIOS:
+            raise UsageError(f"unknown scenario {scenario!r} (choose from {', '.join(SCENARIOS + EXTRA_SCENARIOS)})")
+    if args.stacks:
+        stacks = list(dict.fromkeys(s.strip() for s in args.stacks.split(",") if s.strip()))
+        for stack in stacks:
+            if stack not in STACKS:
+                raise UsageError(f"unknown stack {stack!r} (choose from {', '.join(STACKS)})")
+        for stack in stacks:
+            why = _installed(stack)
+            if why:
+                raise Unavailable(f"stack {stack!r} is not available: {why}")
+    else:
+        stacks = [s for s in STACKS if _installed(s) is None]
+    usable = {s: [x for x in stacks if x in (ENGINE_STACKS if s == "engine" else LOOPBACK_STACKS)]
+              for s in scenarios}
+    if not any(usable.values()):
+        raise UsageError(f"none of the stacks {', '.join(stacks)} runs in {', '.join(scenarios)}")
+    try:
+        check(args.cipher, args.group)
+        from OpenSSL import SSL
+
+        pin_context(SSL.Context(SSL.TLS_METHOD), args.cipher, args.group)  # a group it does not know?
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    for name in ("reps", "connections", "megabytes", "size", "write_size", "engine_rounds"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.seconds <= 0 or args.engine_seconds <= 0:
+        raise UsageError("--seconds and --engine-seconds must be positive")
+    try:
+        engine_sizes = [int(s) for s in args.engine_sizes.split(",")]
+    except ValueError:
+        raise UsageError(f"--engine-sizes: not a list of integers: {args.engine_sizes!r}") from None
+    if any(s < 1 for s in engine_sizes):
+        raise UsageError("--engine-sizes must be positive")
+
+    if args.port:
+        # one server per stack of a loopback scenario, on PORT, PORT+1, ...
+        servers = max((len(v) for k, v in usable.items() if k != "engine"), default=0)
+        if not 0 < args.port <= 65535 - max(servers - 1, 0):
+            raise UsageError(f"--port {args.port} is out of range")
+        for port in range(args.port, args.port + servers):
+            if not port_is_free(port):
+                raise Unavailable(f"port {port} on 127.0.0.1 is in use "
+                                  f"(--port {args.port} needs ports {args.port}-{args.port + servers - 1})")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise Unavailable("--plot needs matplotlib (pip install 'tlsfast[plot]')") from None
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    return Settings(
+        scenarios=scenarios, stacks=stacks, reps=args.reps, seconds=args.seconds, size=args.size,
+        connections=args.connections, megabytes=args.megabytes, write_size=args.write_size,
+        resume=args.resume, engine_sizes=engine_sizes, engine_seconds=args.engine_seconds,
+        engine_rounds=args.engine_rounds, cipher=args.cipher, group=args.group, port=args.port,
+        server_core=args.server_core if args.server_core in cores else None,
+        client_core=args.client_core if args.client_core in cores else None)
+
+
+class _Progress:
+    """A rich progress bar on a terminal, one plain line per sample otherwise."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.quiet = quiet
+        self.live = None
+        if quiet:
+            return
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.live = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
+                                 console=console, transient=True)
+            self.task = self.live.add_task("tlsfast bench", total=total, last="starting servers")
+            self.live.start()
+
+    def __call__(self, event: str, **info) -> None:
+        if self.quiet:
+            return
+        if event == "sample":
+            result, sample = info["result"], info["sample"]
+            text = (f"{result.key:18s} {sample.stack:8s} {sample.rate:12,.1f} {result.unit}/s "
+                    f"{sample.cpu_us_per_op:10,.1f} µs CPU/{result.unit}")
+            if self.live is not None:
+                self.live.update(self.task, advance=1, description=result.key, last=text)
+            else:
+                print(text, file=sys.stderr, flush=True)
+        elif event == "warmup" and self.live is not None:
+            self.live.update(self.task, description=info["scenario"], last=f"warming up {info['stack']}")
+        elif event == "engine-done" and self.live is not None:
+            self.live.update(self.task, advance=info["skipped"])
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def _show(results, settings, argv, interrupted, elapsed) -> None:
+    from rich.console import Console
+
+    from tlsfast.bench import report
+
+    console = Console() if sys.stdout.isatty() else Console(width=170)
+    env = report.environment()
+    console.print(f"tlsfast bench {' '.join(argv)}".rstrip()
+                  + f"  [{elapsed:.0f} s; requested {settings.cipher} / {settings.group}; "
+                  f"cryptography's {env['openssl_bundled']}, stdlib {env['openssl_stdlib']}; "
+                  f"python {env['python']}; load average {env['loadavg'][0]:.2f}]", highlight=False)
+    if interrupted:
+        console.print("[bold red]interrupted[/]: results measured so far")
+    tables = report.rich_tables(results)
+    if not tables:
+        console.print("nothing was measured")
+    for table in tables:
+        console.print(table)
+    console.print("×twisted: ratio of medians to stock Twisted (rate above 1 and CPU below 1 are better); "
+                  "min–max: over repetitions (engine: over rounds).", highlight=False)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from tlsfast.bench import report
+    from tlsfast.bench.runner import BenchError, Run, stop_children
+
+    argv = args.argv
+    try:
+        settings = _settings(args)
+    except UsageError as e:
+        print(f"tlsfast bench: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except Unavailable as e:
+        print(f"tlsfast bench: error: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt  # SIGTERM: stop like Ctrl-C, children included
+
+    signal.signal(signal.SIGTERM, terminate)
+    # Ctrl-C must work even when started with SIGINT ignored (a shell's
+    # background job, nohup): Python then keeps SIG_IGN.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    run = Run(settings)
+    progress = _Progress(run.planned_steps(), args.quiet)
+    run.progress = progress
+    status, interrupted = 0, False
+    start = time.monotonic()
+    try:
+        run.run()
+    except KeyboardInterrupt:
+        interrupted, status = True, EXIT_INTERRUPTED
+    except BenchError as e:
+        progress.stop()
+        print(f"tlsfast bench: error: {e}", file=sys.stderr)
+        status = e.status
+    finally:
+        stop_children()
+        progress.stop()
+    elapsed = time.monotonic() - start
+    results = [r for r in run.results if r.samples]
+    if status and not interrupted and not results:
+        return status
+    try:
+        _show(results, settings, argv, interrupted, elapsed)
+        if args.json:
+            report.write_json(args.json, report.document(results, settings, argv, interrupted, elapsed))
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(report.markdown(results))
+        if args.plot and results:
+            report.plot(results, args.plot, subtitle=f"{settings.cipher} / {settings.group}; "
+                                                     f"tlsfast bench {' '.join(argv)}")
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except OSError as e:
+        print(f"tlsfast bench: error: cannot write output: {e}", file=sys.stderr)
+        return status or EXIT_FAILED
+    return status
+
+
+
+
+def addParser(commands) -> None:
+    """
+    Register ``bench`` with the ``tlsfast`` subcommands.
+
+    The entry takes every argument verbatim (no prefix characters, so
+    ``--quick`` is an ordinary word to it) and :func:`run` parses them:
+    ``bench`` has actions of its own (``compare``, ``plot``) next to its
+    optional list of scenarios, which one argparse parser cannot express.
+    """
+    entry = commands.add_parser("bench", help=SUMMARY, add_help=False, prefix_chars="\0")
+    entry.add_argument("bench_argv", nargs="*")
+    entry.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse ``tlsfast bench``'s arguments and do what they ask."""
+    argv = list(args.bench_argv)
+    options = _runParser().parse_args(argv)
+    options.argv = argv
+    return _bench(options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tlsfast bench ARGS``, without the other subcommands."""
+    return run(argparse.Namespace(bench_argv=sys.argv[1:] if argv is None else list(argv)))
