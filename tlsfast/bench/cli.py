@@ -52,7 +52,7 @@ SUMMARY = "loopback and in-memory benchmarks: tlsfast vs Twisted vs asyncio vs C
 def _runParser() -> OneLineParser:
     """``tlsfast bench [SCENARIO ...] [options]``: measure."""
     from tlsfast.bench.runner import EXTRA_SCENARIOS, SCENARIOS, STACKS
-    from tlsfast.bench.tlsconfig import DEFAULT_CIPHER, DEFAULT_GROUP
+    from tlsfast.bench.tlsconfig import CIPHERS, GROUPS, KEY_TYPES, TLS_VERSIONS
 
     bench = OneLineParser(prog="tlsfast bench", description=BENCH_DESCRIPTION,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,8 +83,15 @@ def _runParser() -> OneLineParser:
     group.add_argument("--engine-seconds", type=float, help="stop starting rounds after this long (default 30)")
     group.add_argument("--engine-rounds", type=int, help="at most this many rounds (default 200)")
     group = bench.add_argument_group("TLS")
-    group.add_argument("--cipher", default=DEFAULT_CIPHER, help=f"TLS 1.3 suite (default {DEFAULT_CIPHER})")
-    group.add_argument("--group", default=DEFAULT_GROUP, help=f"key-exchange group (default {DEFAULT_GROUP})")
+    group.add_argument("--tls-version", choices=TLS_VERSIONS, default="1.3", help="protocol version (default 1.3)")
+    group.add_argument("--cipher", default="AES-128-GCM",
+                       help=f"{', '.join(CIPHERS)}: the TLS 1.3 suite or the TLS 1.2 ECDHE suite for the key "
+                            "type; OpenSSL's suite names are accepted too (default AES-128-GCM)")
+    group.add_argument("--group", default="x25519",
+                       help=f"key-exchange group: {', '.join(GROUPS)} or any name OpenSSL knows (default x25519)")
+    group.add_argument("--key-type", choices=KEY_TYPES, default="ecdsa-p256",
+                       help="the server's (and, with --mtls, the client's) key (default ecdsa-p256)")
+    group.add_argument("--mtls", action="store_true", help="mutual TLS: servers require a client certificate")
     group = bench.add_argument_group("output")
     group.add_argument("--json", metavar="FILE", help="write settings, environment, samples and summaries")
     group.add_argument("--plot", metavar="FILE.png", help="draw the comparison (needs matplotlib: tlsfast[plot])")
@@ -118,7 +125,7 @@ def _settings(args):
         Settings,
         port_is_free,
     )
-    from tlsfast.bench.tlsconfig import ConfigError, check, pin_context
+    from tlsfast.bench.tlsconfig import ConfigError, pin_context, resolve
 
     profile = PROFILES["quick" if args.quick else "full"]
     for name, value in profile.items():
@@ -145,10 +152,10 @@ def _settings(args):
     if not any(usable.values()):
         raise UsageError(f"none of the stacks {', '.join(stacks)} runs in {', '.join(scenarios)}")
     try:
-        check(args.cipher, args.group)
+        params = resolve(args.tls_version, args.cipher, args.group, args.key_type, args.mtls)
         from OpenSSL import SSL
 
-        pin_context(SSL.Context(SSL.TLS_METHOD), args.cipher, args.group)  # a group it does not know?
+        pin_context(SSL.Context(SSL.TLS_METHOD), params)  # a group it does not know?
     except ConfigError as e:
         raise UsageError(str(e)) from None
     for name in ("reps", "connections", "megabytes", "size", "write_size", "engine_rounds"):
@@ -182,7 +189,8 @@ def _settings(args):
         scenarios=scenarios, stacks=stacks, reps=args.reps, seconds=args.seconds, size=args.size,
         connections=args.connections, megabytes=args.megabytes, write_size=args.write_size,
         resume=args.resume, engine_sizes=engine_sizes, engine_seconds=args.engine_seconds,
-        engine_rounds=args.engine_rounds, cipher=args.cipher, group=args.group, port=args.port,
+        engine_rounds=args.engine_rounds, cipher=params.cipher, group=params.group,
+        tls_version=params.version, key_type=params.key_type, mtls=params.mtls, port=args.port,
         server_core=args.server_core if args.server_core in cores else None,
         client_core=args.client_core if args.client_core in cores else None)
 
@@ -229,7 +237,7 @@ class _Progress:
             self.live = None
 
 
-def _show(results, settings, argv, interrupted, elapsed) -> None:
+def _show(results, settings, argv, interrupted, elapsed, unavailable: dict[str, str]) -> None:
     from rich.console import Console
 
     from tlsfast.bench import report
@@ -237,11 +245,13 @@ def _show(results, settings, argv, interrupted, elapsed) -> None:
     console = Console() if sys.stdout.isatty() else Console(width=170)
     env = report.environment()
     console.print(f"tlsfast bench {' '.join(argv)}".rstrip()
-                  + f"  [{elapsed:.0f} s; requested {settings.cipher} / {settings.group}; "
+                  + f"  [{elapsed:.0f} s; requested {settings.tls.label()}; "
                   f"cryptography's {env['openssl_bundled']}, stdlib {env['openssl_stdlib']}; "
                   f"python {env['python']}; load average {env['loadavg'][0]:.2f}]", highlight=False)
     if interrupted:
         console.print("[bold red]interrupted[/]: results measured so far")
+    for what, why in unavailable.items():
+        console.print(f"[bold]unavailable[/] with these parameters: {what}: {why}", highlight=False)
     tables = report.rich_tables(results)
     if not tables:
         console.print("nothing was measured")
@@ -273,6 +283,10 @@ def _bench(args: argparse.Namespace) -> int:
     # background job, nohup): Python then keeps SIG_IGN.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     run = Run(settings)
+    if not run.planned_steps():
+        print(f"tlsfast bench: error: nothing can run with {settings.tls.label()}: "
+              + "; ".join(f"{what}: {why}" for what, why in run.unavailable.items()), file=sys.stderr)
+        return EXIT_UNAVAILABLE
     progress = _Progress(run.planned_steps(), args.quiet)
     run.progress = progress
     status, interrupted = 0, False
@@ -293,14 +307,15 @@ def _bench(args: argparse.Namespace) -> int:
     if status and not interrupted and not results:
         return status
     try:
-        _show(results, settings, argv, interrupted, elapsed)
+        _show(results, settings, argv, interrupted, elapsed, run.unavailable)
         if args.json:
-            report.write_json(args.json, report.document(results, settings, argv, interrupted, elapsed))
+            report.write_json(args.json, report.document(results, settings, argv, interrupted, elapsed,
+                                                         run.unavailable))
         if args.markdown:
             with open(args.markdown, "w") as f:
                 f.write(report.markdown(results))
         if args.plot and results:
-            report.plot(results, args.plot, subtitle=f"{settings.cipher} / {settings.group}; "
+            report.plot(results, args.plot, subtitle=f"{settings.tls.label()}; "
                                                      f"tlsfast bench {' '.join(argv)}")
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -42,12 +42,25 @@ def describe_stdlib(ssl_object) -> dict:
             "group": (group() or "?") if callable(group) else "? (stdlib ssl cannot tell)"}
 
 
+def pin_stdlib(context: ssl.SSLContext, version: str, cipher: str) -> None:
+    """Restrict a stdlib context to TLS ``version`` ("1.2" or "1.3") and, for
+    TLS 1.2, the suite ``cipher`` (TLS 1.3 suites and the group come from
+    OPENSSL_CONF: stdlib ``ssl`` has no API for them, and its own default
+    cipher string would override the file's TLS 1.2 ``CipherString``)."""
+    pinned = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
+    context.minimum_version = context.maximum_version = pinned
+    if version == "1.2":
+        context.set_ciphers(cipher)
+
+
 def _context(args) -> ssl.SSLContext | None:
     if not args.tls:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(args.ca)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    pin_stdlib(context, args.tls_version, args.cipher)
+    if args.cert:
+        context.load_cert_chain(args.cert, args.key)
     return context
 
 
@@ -181,6 +194,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--megabytes", type=int, default=64)
     parser.add_argument("--write-size", type=int, default=64 * 1024)
     parser.add_argument("--resume", action="store_true", help="handshake: resume sessions")
+    parser.add_argument("--tls-version", choices=("1.2", "1.3"), default="1.3")
+    parser.add_argument("--cipher", default="TLS_AES_128_GCM_SHA256", help="TLS 1.2: the suite (OpenSSL name)")
+    parser.add_argument("--cert", help="client certificate chain (mutual TLS)")
+    parser.add_argument("--key", help="the client certificate's key")
     args = parser.parse_args(argv)
     run: Any = SCENARIOS[args.scenario]  # handshake is synchronous, the others coroutines
     result = run(args) if args.scenario == "handshake" else asyncio.run(run(args))

@@ -43,10 +43,19 @@ def rows(result: Result, short: bool = False) -> tuple[list[str], list[list[str]
     if short:
         header, body = rows(result)
         if result.scenario != "idle":
-            header = ["stack", "op/s", "min–max", "×twisted", "CPU µs/op", "min–max", "×twisted", "n"]
+            header = ["stack", "op/s", "min–max", "×twisted", "CPU µs/op", "min–max", "×twisted", "n"] + header[8:]
         for row, stack in zip(body, summary):
             row[0] = stack
         return header, body
+    header, body = _rows(result, summary)
+    if result.flags:  # only then: an unflagged run keeps its columns
+        header.append("flags")
+        for row, stack in zip(body, summary):
+            row.append(", ".join(dict.fromkeys(why.split()[0] for why in result.flags.get(stack, []))))
+    return header, body
+
+
+def _rows(result: Result, summary: dict) -> tuple[list[str], list[list[str]]]:
     if result.scenario == "idle":
         header = ["stack", "KiB per connection (median)", "min–max", f"vs {BASELINE}"]
         body = [[label(result, stack), _number(row["cpu_us_per_op_median"]),
@@ -71,9 +80,15 @@ def negotiated_line(result: Result) -> str:
     seen: dict[str, list[str]] = {}
     order = {stack: index for index, stack in enumerate(STACKS)}
     for stack, info in sorted(result.negotiated.items(), key=lambda item: order.get(item[0], len(order))):
-        text = f"{info.get('version', '?')} {info.get('cipher', '?')} {info.get('group', '?')}"
+        text = (f"{info.get('version', '?')} {info.get('cipher', '?')} {info.get('group', '?')}"
+                + (" mTLS" if info.get("mtls") else ""))
         seen.setdefault(text, []).append(stack)
     return "; ".join(f"{text} ({', '.join(stacks)})" for text, stacks in seen.items())
+
+
+def flag_lines(result: Result) -> list[str]:
+    """One line per flagged stack: why its row is marked."""
+    return [f"flagged {stack}: {'; '.join(why)}" for stack, why in result.flags.items()]
 
 
 def rich_tables(results: list[Result]):
@@ -91,7 +106,7 @@ def rich_tables(results: list[Result]):
             f"{stack} = {label(result, stack)}" for stack in result.summary())
         if result.negotiated:
             caption += f"; negotiated: {negotiated_line(result)}"
-        for note in dict.fromkeys(result.notes):
+        for note in dict.fromkeys(result.notes + flag_lines(result)):
             caption += f"\n{note}"
         table = Table(title=result.title, caption=caption, caption_justify="left", box=box.SIMPLE_HEAD)
         for index, name in enumerate(header):
@@ -114,6 +129,8 @@ def markdown(results: list[Result]) -> str:
         out.extend("| " + " | ".join(row) + " |" for row in body)
         if result.negotiated:
             out.append(f"\nNegotiated: {negotiated_line(result)}")
+        for line in flag_lines(result):
+            out.append(f"\n{line}")
         out.append("")
     return "\n".join(out)
 
@@ -140,11 +157,13 @@ def environment() -> dict:
     }
 
 
-def document(results: list[Result], settings, argv: list[str], interrupted: bool, elapsed: float) -> dict:
+def document(results: list[Result], settings, argv: list[str], interrupted: bool, elapsed: float,
+             unavailable: dict[str, str] | None = None) -> dict:
     from dataclasses import asdict
 
     return {"format": JSON_FORMAT, "command": ["tlsfast", "bench", *argv], "interrupted": interrupted,
-            "elapsed_seconds": elapsed, "settings": asdict(settings), "environment": environment(),
+            "elapsed_seconds": elapsed, "settings": asdict(settings), "tls": settings.tls.to_json(),
+            "unavailable": unavailable or {}, "environment": environment(),
             "results": [r.to_json() for r in results if r.samples]}
 
 

@@ -30,7 +30,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tlsfast.bench.certs import write_pki
-from tlsfast.bench.tlsconfig import DEFAULT_CIPHER, DEFAULT_GROUP, write_openssl_conf
+from tlsfast.bench.tlsconfig import (
+    DEFAULT_CIPHER,
+    DEFAULT_GROUP,
+    TLSParams,
+    mismatches,
+    stdlib_knows_group,
+    write_openssl_conf,
+)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # started by path: a load generator need not import tlsfast (and pyOpenSSL) first
@@ -41,6 +48,8 @@ STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop", "c")
 LOOPBACK_STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop")
 ENGINE_STACKS = ("tlsfast", "twisted", "asyncio", "c")
 BASELINE = "twisted"
+# stacks whose TLS is stdlib ssl, i.e. the system OpenSSL (the load generator's too)
+STDLIB_STACKS = ("asyncio", "uvloop")
 STACK_LABELS = {
     "tcp": "plain TCP (Twisted, no TLS)", "twisted": "stock Twisted TLS",
     "tlsfast": "Twisted + tlsfast", "asyncio": "asyncio + stdlib ssl",
@@ -88,8 +97,18 @@ class Result:
     cpu_label: str  # whose CPU time is counted
     params: dict = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
-    negotiated: dict = field(default_factory=dict)  # stack -> {cipher, group, version}
+    negotiated: dict = field(default_factory=dict)  # stack -> {cipher, group, version, mtls}
     notes: list[str] = field(default_factory=list)
+    flags: dict[str, list[str]] = field(default_factory=dict)  # stack -> why its row is marked
+
+    def flag(self, stack: str, why: str) -> None:
+        self.flags.setdefault(stack, []).append(why)
+
+    def check_negotiated(self, params: TLSParams) -> None:
+        """Flag every stack that negotiated something other than ``params``."""
+        for stack, negotiated in self.negotiated.items():
+            for difference in mismatches(params, negotiated):
+                self.flag(stack, f"negotiated {difference}")
 
     def stacks(self) -> list[str]:
         """The stacks measured, in the canonical order (not the rotated one)."""
@@ -117,7 +136,7 @@ class Result:
     def to_json(self) -> dict:
         return {"key": self.key, "scenario": self.scenario, "title": self.title, "unit": self.unit,
                 "cpu": self.cpu_label, "params": self.params, "negotiated": self.negotiated,
-                "notes": self.notes, "summary": self.summary(),
+                "notes": self.notes, "flags": self.flags, "summary": self.summary(),
                 "samples": [asdict(s) for s in self.samples]}
 
 
@@ -234,7 +253,7 @@ class Server:
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = _spawn(
             [sys.executable, "-m", "tlsfast.bench.server", "--stack", stack, "--scenario", scenario,
-             "--certs", run.directory, "--port", str(port), "--cipher", run.cipher, "--group", run.group],
+             "--certs", run.directory, "--port", str(port), *run.params.arguments()],
             run.env, run.server_core, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.port: int | None = None
         self.negotiated: dict = {}
@@ -283,11 +302,19 @@ class Settings:
     engine_seconds: float = 30.0
     engine_rounds: int = 200
     idle_connections: int = 1000
-    cipher: str = DEFAULT_CIPHER
+    cipher: str = DEFAULT_CIPHER  # OpenSSL's names (tlsconfig.resolve)
     group: str = DEFAULT_GROUP
+    tls_version: str = "1.3"
+    key_type: str = "ecdsa-p256"
+    mtls: bool = False
     port: int = 0  # 0: any free port; else stack i listens on port + i
     server_core: int | None = 0
     client_core: int | None = 1
+
+
+    @property
+    def tls(self) -> TLSParams:
+        return TLSParams(self.tls_version, self.cipher, self.group, self.key_type, self.mtls)
 
 
 Progress = Callable[..., None]
@@ -305,15 +332,30 @@ class Run:
         self.settings = settings
         self.progress = progress
         self.results: list[Result] = []
-        self.cipher, self.group = settings.cipher, settings.group
+        self.params = settings.tls
+        # stack or "load generator" -> why it cannot run with these parameters
+        self.unavailable: dict[str, str] = {}
+        loopback = any(scenario != "engine" for scenario in settings.scenarios)
+        stdlib_stacks = [stack for stack in STDLIB_STACKS if stack in settings.stacks]
+        if (loopback or stdlib_stacks) and not stdlib_knows_group(self.params.group):
+            import ssl
+
+            why = f"stdlib ssl's {ssl.OPENSSL_VERSION} does not implement the group {self.params.group}"
+            for stack in stdlib_stacks:
+                self.unavailable[stack] = why
+            if loopback:  # the load generator is stdlib ssl too
+                self.unavailable["load generator"] = why + ": loopback scenarios skipped"
         self.server_core, self.client_core = settings.server_core, settings.client_core
         self.directory = ""
         self.env: dict = {}
 
     # planning ---------------------------------------------------------------
     def stacks_for(self, scenario: str) -> list[str]:
+        """The stacks that run in ``scenario`` with these parameters."""
+        if scenario != "engine" and "load generator" in self.unavailable:
+            return []
         allowed = ENGINE_STACKS if scenario == "engine" else LOOPBACK_STACKS
-        return [s for s in self.settings.stacks if s in allowed]
+        return [s for s in self.settings.stacks if s in allowed and s not in self.unavailable]
 
     def planned_steps(self) -> int:
         s = self.settings
@@ -332,8 +374,8 @@ class Run:
     def run(self) -> list[Result]:
         with tempfile.TemporaryDirectory(prefix="tlsfast-bench-") as directory:
             self.directory = directory
-            write_pki(directory)
-            self.env = dict(os.environ, OPENSSL_CONF=write_openssl_conf(directory, self.cipher, self.group))
+            write_pki(directory, self.params.key_type)
+            self.env = dict(os.environ, OPENSSL_CONF=write_openssl_conf(directory, self.params))
             try:
                 for scenario in self.settings.scenarios:
                     if not self.stacks_for(scenario):
@@ -369,8 +411,7 @@ class Run:
 
     def _client(self, scenario: str, server: Server, arguments: list[str]) -> dict:
         command = [sys.executable, CLIENT, scenario, "--port", str(server.port), *arguments]
-        if server.stack != "tcp":
-            command += ["--tls", "--ca", os.path.join(self.directory, "ca.pem")]
+        command += self._tls_arguments(server.stack)
         process = _spawn(command, self.env, self.client_core, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
         try:
@@ -383,9 +424,20 @@ class Run:
                 import ssl
 
                 tail += (f" (the load generator uses the system {ssl.OPENSSL_VERSION}: does it support "
-                         f"{self.cipher} and {self.group}?)")
+                         f"{self.params.label()}?)")
             raise BenchError(f"{scenario} client against {server.stack} failed: {tail}")
         return json.loads(out.strip().splitlines()[-1])
+
+    def _tls_arguments(self, stack: str) -> list[str]:
+        """The load generator's TLS options against ``stack``'s server."""
+        if stack == "tcp":
+            return []
+        arguments = ["--tls", "--ca", os.path.join(self.directory, "ca.pem"),
+                     "--tls-version", self.params.version, "--cipher", self.params.cipher]
+        if self.params.mtls:
+            arguments += ["--cert", os.path.join(self.directory, "client.pem"),
+                          "--key", os.path.join(self.directory, "client.key")]
+        return arguments
 
     def _loopback(self, scenario: str) -> None:
         s = self.settings
@@ -409,7 +461,7 @@ class Run:
             variants = [("handshake", f"full handshakes: {s.connections} connection(s) at a time, "
                                       f"{s.seconds:g} s", "handshake", common, stacks)]
             if s.resume:
-                variants.append(("handshake-resumed", f"resumed handshakes (TLS 1.3 tickets): "
+                variants.append(("handshake-resumed", f"resumed handshakes (TLS {self.params.version} tickets): "
                                  f"{s.connections} connection(s) at a time, {s.seconds:g} s",
                                  "handshake", common + ["--resume"], [x for x in stacks if x != "tcp"]))
             warm = ["--seconds", "0.2"]
@@ -454,6 +506,9 @@ class Run:
                     if negotiated.get("group", "?").startswith("?") and \
                             not server_side.get("group", "?").startswith("?"):
                         negotiated["group"] = server_side["group"] + " (server)"
+                    if "mtls" in server_side:
+                        negotiated["mtls"] = server_side["mtls"]
+                result.check_negotiated(self.params)
 
     def _engine(self) -> None:
         s = self.settings
@@ -471,7 +526,7 @@ class Run:
         command = [sys.executable, "-m", "tlsfast.bench.engine", "--certs", self.directory,
                    "--sizes", ",".join(map(str, s.engine_sizes)), "--contenders", ",".join(stacks),
                    "--rounds", str(s.engine_rounds), "--seconds", str(s.engine_seconds),
-                   "--cipher", self.cipher, "--group", self.group]
+                   *self.params.arguments()]
         stderr = tempfile.TemporaryFile(mode="w+")
         process = _spawn(command, self.env, self.server_core, stdout=subprocess.PIPE, stderr=stderr, text=True)
         assert process.stdout is not None  # spawned with stdout=PIPE
@@ -479,7 +534,7 @@ class Run:
             for line in process.stdout:
                 record = json.loads(line)
                 if record["type"] == "negotiated":
-                    negotiated = {k: record[k] for k in ("cipher", "group", "version") if k in record}
+                    negotiated = {k: record[k] for k in ("cipher", "group", "version", "mtls") if k in record}
                     results[record["write_size"]].negotiated[record["contender"]] = negotiated
                 elif record["type"] == "sample":
                     sample = Sample(record["contender"], record["bytes"] / (1 << 20), record["wall_seconds"],
@@ -491,6 +546,8 @@ class Run:
                     self.progress("engine-done", rounds=record["rounds"],
                                   skipped=(s.engine_rounds - record["rounds"]) * len(stacks) * len(s.engine_sizes))
             process.wait()
+            for result in results.values():
+                result.check_negotiated(self.params)
             if process.returncode:
                 stderr.seek(0)
                 tail = (stderr.read().strip().splitlines() or ["no output"])[-1]
@@ -514,8 +571,7 @@ class Run:
                     before = _rss_bytes(server.pid)
                     command = [sys.executable, CLIENT, "idle", "--port", str(server.port),
                                "--connections", str(s.idle_connections)]
-                    if stack != "tcp":
-                        command += ["--tls", "--ca", os.path.join(self.directory, "ca.pem")]
+                    command += self._tls_arguments(stack)
                     client = _spawn(command, self.env, self.client_core, stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
                     try:
