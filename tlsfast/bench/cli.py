@@ -237,7 +237,7 @@ class _Progress:
             self.live = None
 
 
-def _show(results, settings, argv, interrupted, elapsed, unavailable: dict[str, str]) -> None:
+def _show(results, settings, argv, interrupted, elapsed, unavailable: dict[str, str], hints: list[str]) -> None:
     from rich.console import Console
 
     from tlsfast.bench import report
@@ -259,10 +259,12 @@ def _show(results, settings, argv, interrupted, elapsed, unavailable: dict[str, 
         console.print(table)
     console.print("×twisted: ratio of medians to stock Twisted (rate above 1 and CPU below 1 are better); "
                   "min–max: over repetitions (engine: over rounds).", highlight=False)
+    for hint in hints:
+        console.print(f"[bold yellow]hint[/]: {hint}", highlight=False)
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from tlsfast.bench import report
+    from tlsfast.bench import noise, report
     from tlsfast.bench.runner import BenchError, Run, stop_children
 
     argv = args.argv
@@ -307,10 +309,11 @@ def _bench(args: argparse.Namespace) -> int:
     if status and not interrupted and not results:
         return status
     try:
-        _show(results, settings, argv, interrupted, elapsed, run.unavailable)
+        hints = noise.mark(results, pinned=settings.server_core is not None and settings.client_core is not None)
+        _show(results, settings, argv, interrupted, elapsed, run.unavailable, hints)
         if args.json:
             report.write_json(args.json, report.document(results, settings, argv, interrupted, elapsed,
-                                                         run.unavailable))
+                                                         run.unavailable, hints))
         if args.markdown:
             with open(args.markdown, "w") as f:
                 f.write(report.markdown(results))

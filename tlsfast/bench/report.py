@@ -51,7 +51,7 @@ def rows(result: Result, short: bool = False) -> tuple[list[str], list[list[str]
     if result.flags:  # only then: an unflagged run keeps its columns
         header.append("flags")
         for row, stack in zip(body, summary):
-            row.append(", ".join(dict.fromkeys(why.split()[0] for why in result.flags.get(stack, []))))
+            row.append(", ".join(dict.fromkeys(why.split()[0].rstrip(":") for why in result.flags.get(stack, []))))
     return header, body
 
 
@@ -158,12 +158,12 @@ def environment() -> dict:
 
 
 def document(results: list[Result], settings, argv: list[str], interrupted: bool, elapsed: float,
-             unavailable: dict[str, str] | None = None) -> dict:
+             unavailable: dict[str, str] | None = None, hints: list[str] | None = None) -> dict:
     from dataclasses import asdict
 
     return {"format": JSON_FORMAT, "command": ["tlsfast", "bench", *argv], "interrupted": interrupted,
             "elapsed_seconds": elapsed, "settings": asdict(settings), "tls": settings.tls.to_json(),
-            "unavailable": unavailable or {}, "environment": environment(),
+            "unavailable": unavailable or {}, "hints": hints or [], "environment": environment(),
             "results": [r.to_json() for r in results if r.samples]}
 
 
