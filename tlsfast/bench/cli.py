@@ -32,6 +32,10 @@ other, stacks interleaved per repetition; they report the rate and the
 server process's CPU time per operation (its CPU clock). The engine scenario
 moves data in memory, with no sockets.
 
+tlsfast bench compare A.json B.json: B against A, per scenario and stack,
+with a verdict from the spread of the repetitions; tlsfast bench plot A.json:
+draw a saved run again (each has --help).
+
 exit status: 0 done, 1 a benchmark failed, 2 bad arguments, 3 cannot run
 here (port in use, stack not installed, acceleration off, no matplotlib),
 130 interrupted by Ctrl-C or SIGTERM (what was measured so far is still
@@ -96,6 +100,7 @@ def _runParser() -> OneLineParser:
     group.add_argument("--json", metavar="FILE", help="write settings, environment, samples and summaries")
     group.add_argument("--plot", metavar="FILE.png", help="draw the comparison (needs matplotlib: tlsfast[plot])")
     group.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
+    group.add_argument("--csv", metavar="FILE", help="write one line per scenario and stack (summaries)")
     group.add_argument("--quiet", action="store_true", help="no progress display")
     return bench
 
@@ -180,10 +185,7 @@ def _settings(args):
                 raise Unavailable(f"port {port} on 127.0.0.1 is in use "
                                   f"(--port {args.port} needs ports {args.port}-{args.port + servers - 1})")
     if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise Unavailable("--plot needs matplotlib (pip install 'tlsfast[plot]')") from None
+        _needMatplotlib("--plot")
     cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     return Settings(
         scenarios=scenarios, stacks=stacks, reps=args.reps, seconds=args.seconds, size=args.size,
@@ -317,6 +319,8 @@ def _bench(args: argparse.Namespace) -> int:
         if args.markdown:
             with open(args.markdown, "w") as f:
                 f.write(report.markdown(results))
+        if args.csv:
+            report.write_csv(args.csv, results, settings.tls.to_json())
         if args.plot and results:
             report.plot(results, args.plot, subtitle=f"{settings.tls.label()}; "
                                                      f"tlsfast bench {' '.join(argv)}")
@@ -344,9 +348,91 @@ def addParser(commands) -> None:
     entry.set_defaults(run=run)
 
 
+def _needMatplotlib(option: str) -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise Unavailable(f"{option} needs matplotlib (pip install 'tlsfast[plot]')") from None
+
+
+def _load(path: str):
+    from tlsfast.bench import report
+
+    try:
+        return report.load(path)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _compare(argv: list[str]) -> int:
+    """``tlsfast bench compare A.json B.json``."""
+    from rich.console import Console
+
+    from tlsfast.bench import compare, report
+
+    parser = OneLineParser(prog="tlsfast bench compare", description=compare.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("before", metavar="A.json", help="the reference run (tlsfast bench --json)")
+    parser.add_argument("after", metavar="B.json", help="the run to compare with it")
+    options = parser.parse_args(argv)
+    doc_a, results_a = _load(options.before)
+    doc_b, results_b = _load(options.after)
+    rows = compare.compare(results_a, results_b)
+    if not rows:
+        raise UsageError(f"{options.before} and {options.after} have no scenario and stack in common")
+    console = Console() if sys.stdout.isatty() else Console(width=170)
+    console.print(f"A: {options.before} ({' '.join(doc_a.get('command', []))})\n"
+                  f"B: {options.after} ({' '.join(doc_b.get('command', []))})", highlight=False)
+    for section in ("tls", "environment"):
+        changed = [name for name in compare.differences(doc_a.get(section, {}), doc_b.get(section, {}))
+                   if name not in ("loadavg",)]
+        if changed:
+            console.print(f"[bold]note[/]: A and B differ in {section}: {', '.join(changed)}", highlight=False)
+    table = report.comparison_table(rows)
+    console.print(table)
+    return 0
+
+
+def _plot(argv: list[str]) -> int:
+    """``tlsfast bench plot A.json``: draw a saved run again."""
+    from tlsfast.bench import report
+
+    parser = OneLineParser(prog="tlsfast bench plot", description="Draw a saved run (tlsfast bench --json) again.")
+    parser.add_argument("document", metavar="A.json", help="a run saved with tlsfast bench --json")
+    parser.add_argument("-o", "--output", metavar="FILE.png", help="where to draw it (default: A.png)")
+    options = parser.parse_args(argv)
+    _needMatplotlib("tlsfast bench plot")
+    doc, results = _load(options.document)
+    output = options.output or os.path.splitext(options.document)[0] + ".png"
+    results = [result for result in results if result.samples]
+    if not results:
+        raise UsageError(f"{options.document} holds no measurements")
+    tls = doc.get("tls")
+    label = f"TLS {tls['version']} {tls['cipher']} / {tls['group']} / {tls['key_type']}" if tls else \
+        f"{doc['settings'].get('cipher')} / {doc['settings'].get('group')}"
+    report.plot(results, output, subtitle=f"{label}; {' '.join(doc.get('command', []))}")
+    print(f"wrote {output}")
+    return 0
+
+
+ACTIONS = {"compare": _compare, "plot": _plot}
+
+
 def run(args: argparse.Namespace) -> int:
     """Parse ``tlsfast bench``'s arguments and do what they ask."""
     argv = list(args.bench_argv)
+    if argv and argv[0] in ACTIONS:
+        try:
+            return ACTIONS[argv[0]](argv[1:])
+        except UsageError as e:
+            print(f"tlsfast bench {argv[0]}: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        except Unavailable as e:
+            print(f"tlsfast bench {argv[0]}: error: {e}", file=sys.stderr)
+            return EXIT_UNAVAILABLE
+        except OSError as e:
+            print(f"tlsfast bench {argv[0]}: error: cannot write output: {e}", file=sys.stderr)
+            return EXIT_FAILED
     options = _runParser().parse_args(argv)
     options.argv = argv
     return _bench(options)

@@ -22,7 +22,7 @@ def label(result: Result, stack: str) -> str:
     return (ENGINE_LABELS if result.scenario == "engine" else STACK_LABELS).get(stack, stack)
 
 
-def _number(value: float | None, digits: int = 3) -> str:
+def number(value: float | None, digits: int = 3) -> str:
     """Three significant digits, thousands separated."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -58,8 +58,8 @@ def rows(result: Result, short: bool = False) -> tuple[list[str], list[list[str]
 def _rows(result: Result, summary: dict) -> tuple[list[str], list[list[str]]]:
     if result.scenario == "idle":
         header = ["stack", "KiB per connection (median)", "min–max", f"vs {BASELINE}"]
-        body = [[label(result, stack), _number(row["cpu_us_per_op_median"]),
-                 f"{_number(row['cpu_us_per_op_min'])}–{_number(row['cpu_us_per_op_max'])}",
+        body = [[label(result, stack), number(row["cpu_us_per_op_median"]),
+                 f"{number(row['cpu_us_per_op_min'])}–{number(row['cpu_us_per_op_max'])}",
                  _ratio(row["cpu_vs_twisted"])] for stack, row in summary.items()]
         return header, body
     unit = result.unit
@@ -68,10 +68,10 @@ def _rows(result: Result, summary: dict) -> tuple[list[str], list[list[str]]]:
     body = []
     for stack, row in summary.items():
         body.append([
-            label(result, stack), _number(row["rate_median"]),
-            f"{_number(row['rate_min'])}–{_number(row['rate_max'])}", _ratio(row["rate_vs_twisted"]),
-            _number(row["cpu_us_per_op_median"]),
-            f"{_number(row['cpu_us_per_op_min'])}–{_number(row['cpu_us_per_op_max'])}",
+            label(result, stack), number(row["rate_median"]),
+            f"{number(row['rate_min'])}–{number(row['rate_max'])}", _ratio(row["rate_vs_twisted"]),
+            number(row["cpu_us_per_op_median"]),
+            f"{number(row['cpu_us_per_op_min'])}–{number(row['cpu_us_per_op_max'])}",
             _ratio(row["cpu_vs_twisted"]), str(row["n"])])
     return header, body
 
@@ -135,36 +135,102 @@ def markdown(results: list[Result]) -> str:
     return "\n".join(out)
 
 
-def environment() -> dict:
-    import OpenSSL
-    import twisted
+PACKAGES = ("tlsfast", "twisted", "pyopenssl", "cryptography", "cffi", "uvloop", "rich", "matplotlib")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _package_versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def environment(settings=None) -> dict:
+    """Where a run ran: CPU, kernel, core pinning, Python, both OpenSSL builds
+    and the packages that take part (``None``: not installed)."""
     from cryptography.hazmat.backends.openssl import backend
 
     import tlsfast
 
-    try:
-        import uvloop
-        uvloop_version = uvloop.__version__
-    except ImportError:
-        uvloop_version = None
+    packages = _package_versions()
     return {
-        "python": sys.version.split()[0], "platform": platform.platform(),
-        "cpus": os.cpu_count(), "loadavg": list(os.getloadavg()),
-        "tlsfast": getattr(tlsfast, "__version__", "?"), "accelerated": tlsfast.ACCELERATED,
-        "twisted": twisted.__version__, "pyopenssl": OpenSSL.__version__,
+        "python": sys.version.split()[0], "implementation": platform.python_implementation(),
+        "platform": platform.platform(), "kernel": platform.release(), "machine": platform.machine(),
+        "cpu_model": _cpu_model(), "cpus": os.cpu_count(),
+        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "server_core": getattr(settings, "server_core", None), "client_core": getattr(settings, "client_core", None),
+        "loadavg": list(os.getloadavg()),
+        "tlsfast": packages["tlsfast"] or "?", "accelerated": tlsfast.ACCELERATED,
+        "twisted": packages["twisted"], "pyopenssl": packages["pyopenssl"], "uvloop": packages["uvloop"],
         "openssl_bundled": backend.openssl_version_text(), "openssl_stdlib": ssl.OPENSSL_VERSION,
-        "uvloop": uvloop_version,
+        "packages": packages,
     }
 
 
 def document(results: list[Result], settings, argv: list[str], interrupted: bool, elapsed: float,
              unavailable: dict[str, str] | None = None, hints: list[str] | None = None) -> dict:
+    import datetime
     from dataclasses import asdict
 
     return {"format": JSON_FORMAT, "command": ["tlsfast", "bench", *argv], "interrupted": interrupted,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "elapsed_seconds": elapsed, "settings": asdict(settings), "tls": settings.tls.to_json(),
-            "unavailable": unavailable or {}, "hints": hints or [], "environment": environment(),
+            "unavailable": unavailable or {}, "hints": hints or [], "environment": environment(settings),
             "results": [r.to_json() for r in results if r.samples]}
+
+
+def load(path: str) -> tuple[dict, list[Result]]:
+    """A document written by ``--json`` and its results; ValueError (one line)
+    when the file cannot be one."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not JSON: {e}") from None
+    if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT or not isinstance(doc.get("results"), list):
+        raise ValueError(f"{path} is not a tlsfast bench --json file (format {JSON_FORMAT})")
+    try:
+        return doc, [Result.from_json(result) for result in doc["results"]]
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: a result is malformed ({e!r})") from None
+
+
+CSV_COLUMNS = ("key", "scenario", "unit", "stack", "n", "rate_median", "rate_min", "rate_max",
+               "cpu_us_per_op_median", "cpu_us_per_op_min", "cpu_us_per_op_max", "rate_vs_twisted",
+               "cpu_vs_twisted", "tls_version", "cipher", "group", "key_type", "mtls", "flags")
+
+
+def write_csv(path: str, results: list[Result], tls: dict) -> None:
+    """One line per scenario and stack: the summary, the TLS parameters and the flags."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for result in results:
+            for stack, row in result.summary().items():
+                values = dict(row, key=result.key, scenario=result.scenario, unit=result.unit, stack=stack,
+                              tls_version=tls.get("version"), flags="; ".join(result.flags.get(stack, [])),
+                              **{k: tls.get(k) for k in ("cipher", "group", "key_type", "mtls")})
+                writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
 
 
 def write_json(path: str, doc: dict) -> None:
@@ -214,8 +280,8 @@ def plot(results: list[Result], path: str, subtitle: str = "") -> None:
                         color=[COLORS.get(s, "#999999") for s in stacks])
         for bar, stack, top in zip(bars, stacks, high):
             row = summary[stack]
-            text = (f"{_number(row['cpu_us_per_op_median'])} KiB" if idle
-                    else f"{_number(row['rate_median'])}/s\n{_number(row['cpu_us_per_op_median'])} µs")
+            text = (f"{number(row['cpu_us_per_op_median'])} KiB" if idle
+                    else f"{number(row['rate_median'])}/s\n{number(row['cpu_us_per_op_median'])} µs")
             axis.annotate(text, (bar.get_x() + bar.get_width() / 2, top), xytext=(0, 2),
                           textcoords="offset points", ha="center", va="bottom", fontsize=7)
         axis.set_xticks(range(len(stacks)), stacks, fontsize=8)
@@ -234,3 +300,25 @@ def plot(results: list[Result], path: str, subtitle: str = "") -> None:
     figure.tight_layout()
     figure.savefig(path, format="png", dpi=110)
     plt.close(figure)
+
+
+def comparison_table(rows):
+    """``tlsfast bench compare``'s table (rows from :func:`tlsfast.bench.compare.compare`)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="B against A: medians, B/A and the verdict of a t-test (95 %) on the repetitions",
+                  box=box.SIMPLE_HEAD, caption_justify="left",
+                  caption="CPU: the server process's CPU µs per op (engine: the thread's; idle: KiB per "
+                          "connection); faster = less CPU per op, or a higher rate")
+    for name in ("scenario", "stack", "CPU A", "CPU B", "B/A", "CPU verdict", "rate A", "rate B", "B/A",
+                 "rate verdict"):
+        table.add_column(name, justify="left" if name in ("scenario", "stack") or "verdict" in name else "right")
+    for row in rows:
+        cpu_verdict, rate_verdict = row.verdicts()
+        rate = row.rate
+        table.add_row(row.key, row.stack, number(row.cpu.median_a), number(row.cpu.median_b),
+                      f"{row.cpu.ratio:.2f}×", cpu_verdict,
+                      number(rate.median_a) if rate else "", number(rate.median_b) if rate else "",
+                      f"{rate.ratio:.2f}×" if rate else "", rate_verdict)
+    return table

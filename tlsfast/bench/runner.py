@@ -133,6 +133,13 @@ class Result:
                                      if base and base["cpu_us_per_op_median"] else None)
         return out
 
+    @classmethod
+    def from_json(cls, data: dict) -> Result:
+        """The inverse of :meth:`to_json` (the summary is recomputed)."""
+        return cls(data["key"], data["scenario"], data["title"], data["unit"], data["cpu"],
+                   data.get("params", {}), [Sample(**sample) for sample in data["samples"]],
+                   data.get("negotiated", {}), data.get("notes", []), data.get("flags", {}))
+
     def to_json(self) -> dict:
         return {"key": self.key, "scenario": self.scenario, "title": self.title, "unit": self.unit,
                 "cpu": self.cpu_label, "params": self.params, "negotiated": self.negotiated,
