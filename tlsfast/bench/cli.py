@@ -76,6 +76,10 @@ def _runParser() -> OneLineParser:
     group.add_argument("--connections", type=int, default=1, help="concurrent connections (default 1)")
     group.add_argument("--megabytes", type=int, help="bulk: MiB per connection (default 256)")
     group.add_argument("--write-size", type=int, default=64 * 1024, help="bulk: client write size (default 65536)")
+    group.add_argument("--sizes", metavar="LIST",
+                       help="sweep: echo message sizes and bulk write sizes, e.g. 64,1k,16k,64k (line plots "
+                            "with --plot)")
+    group.add_argument("--conns", metavar="LIST", help="sweep: connection counts, e.g. 1,10,100")
     group.add_argument("--no-resume", dest="resume", action="store_false",
                        help="handshake: skip resumed handshakes")
     group.add_argument("--port", type=int, default=0,
@@ -118,6 +122,24 @@ def _installed(stack: str) -> str | None:
         if not tlsfast.ACCELERATED:
             return "tlsfast acceleration is not active (" + "; ".join(tlsfast.backend_info().problems) + ")"
     return None
+
+
+_SUFFIXES = {"k": 1024, "m": 1024 * 1024}
+
+
+def parse_sizes(option: str, text: str, suffixes: bool = True) -> list[int]:
+    """``64,1k,16k`` -> [64, 1024, 16384] (k and m: binary multiples when
+    ``suffixes``); UsageError naming ``option`` otherwise."""
+    values = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        factor = _SUFFIXES.get(item[-1:], 1) if suffixes else 1
+        digits = item[:-1] if factor != 1 else item
+        if not digits.isdigit() or int(digits) < 1:
+            allowed = "positive integers" + (" (k, m: ×1024, ×1024²)" if suffixes else "")
+            raise UsageError(f"{option}: {item!r} is not one of {allowed}")
+        values.append(int(digits) * factor)
+    return sorted(set(values))
 
 
 def _settings(args):
@@ -175,6 +197,9 @@ def _settings(args):
     if any(s < 1 for s in engine_sizes):
         raise UsageError("--engine-sizes must be positive")
 
+    sizes = parse_sizes("--sizes", args.sizes) if args.sizes else None
+    conns = parse_sizes("--conns", args.conns, suffixes=False) if args.conns else None
+
     if args.port:
         # one server per stack of a loopback scenario, on PORT, PORT+1, ...
         servers = max((len(v) for k, v in usable.items() if k != "engine"), default=0)
@@ -192,7 +217,8 @@ def _settings(args):
         connections=args.connections, megabytes=args.megabytes, write_size=args.write_size,
         resume=args.resume, engine_sizes=engine_sizes, engine_seconds=args.engine_seconds,
         engine_rounds=args.engine_rounds, cipher=params.cipher, group=params.group,
-        tls_version=params.version, key_type=params.key_type, mtls=params.mtls, port=args.port,
+        tls_version=params.version, key_type=params.key_type, mtls=params.mtls, sizes=sizes, conns=conns,
+        port=args.port,
         server_core=args.server_core if args.server_core in cores else None,
         client_core=args.client_core if args.client_core in cores else None)
 

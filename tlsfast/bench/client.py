@@ -31,6 +31,17 @@ from typing import Any
 
 BULK_BLOCK = 1 << 20  # the sink acknowledges each MiB, so the client knows it arrived
 HOSTNAME = "example.com"
+PERCENTILES = {"p50": 0.50, "p99": 0.99, "p99.9": 0.999}
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    """Nearest-rank percentiles of per-operation latencies (seconds in,
+    microseconds out); empty when nothing was timed."""
+    if not latencies:
+        return {}
+    ordered = sorted(latencies)
+    last = len(ordered) - 1
+    return {name: ordered[min(last, max(0, round(q * last)))] * 1e6 for name, q in PERCENTILES.items()}
 
 
 def describe_stdlib(ssl_object) -> dict:
@@ -84,21 +95,25 @@ async def echo(args) -> dict:
     context = _context(args)
     message = b"x" * args.size
     deadline = time.monotonic() + args.seconds
-    counts = []
+    counts: list[int] = []
+    latencies: list[float] = []  # one per message: write to the last byte of the echo
+    clock = time.perf_counter
 
     async def worker():
         reader, writer = await _open(args, context)
         n = 0
         while time.monotonic() < deadline:
+            sent = clock()
             writer.write(message)
             await reader.readexactly(len(message))
+            latencies.append(clock() - sent)
             n += 1
         counts.append(n)
         writer.close()
 
     start = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(args.connections)))
-    return {"ops": sum(counts), "seconds": time.monotonic() - start}
+    return {"ops": sum(counts), "seconds": time.monotonic() - start, "latency_us": percentiles(latencies)}
 
 
 async def bulk(args) -> dict:
@@ -125,12 +140,14 @@ def handshake(args) -> dict:
     context = _context(args)
     deadline = time.monotonic() + args.seconds
     counts, resumed, errors = [], [], []
+    latencies: list[float] = []  # one per connection: connect to close (list.append is thread-safe)
 
     def worker():
         n = reused = 0
         session = None
         try:
             while time.monotonic() < deadline:
+                began = time.perf_counter()
                 sock = socket.create_connection(("127.0.0.1", args.port))
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if context is not None:
@@ -147,6 +164,7 @@ def handshake(args) -> dict:
                     if args.resume and sock.session is not None and sock.session.has_ticket:
                         session = sock.session
                 sock.close()
+                latencies.append(time.perf_counter() - began)
                 n += 1
         except BaseException as e:  # noqa: BLE001 - a worker thread's failure is re-raised by the main thread
             errors.append(e)
@@ -161,7 +179,8 @@ def handshake(args) -> dict:
         thread.join()
     if errors:
         raise errors[0]
-    return {"ops": sum(counts), "seconds": time.monotonic() - start, "resumed": sum(resumed)}
+    return {"ops": sum(counts), "seconds": time.monotonic() - start, "resumed": sum(resumed),
+            "latency_us": percentiles(latencies)}
 
 
 async def idle(args) -> dict:

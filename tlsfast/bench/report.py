@@ -13,7 +13,7 @@ import platform
 import ssl
 import sys
 
-from tlsfast.bench.runner import BASELINE, ENGINE_LABELS, STACK_LABELS, STACKS, Result
+from tlsfast.bench.runner import BASELINE, ENGINE_LABELS, LATENCY_PERCENTILES, STACK_LABELS, STACKS, Result
 
 JSON_FORMAT = 1
 
@@ -48,6 +48,10 @@ def rows(result: Result, short: bool = False) -> tuple[list[str], list[list[str]
             row[0] = stack
         return header, body
     header, body = _rows(result, summary)
+    if any("latency_p50_us" in row for row in summary.values()):
+        header += [f"{name} µs" for name in LATENCY_PERCENTILES]
+        for row, stats in zip(body, summary.values()):
+            row += [number(stats.get(f"latency_{name}_us")) for name in LATENCY_PERCENTILES]
     if result.flags:  # only then: an unflagged run keeps its columns
         header.append("flags")
         for row, stack in zip(body, summary):
@@ -243,7 +247,83 @@ COLORS = {"tcp": "#9e9e9e", "twisted": "#1f77b4", "tlsfast": "#d62728", "asyncio
           "uvloop": "#17becf", "c": "#7f7f7f"}
 
 
+def sweep_of(result: Result) -> dict | None:
+    """``{"axis": "size"|"connections", "value": N}`` for a point of a --sizes/--conns sweep."""
+    return result.params.get("sweep")
+
+
 def plot(results: list[Result], path: str, subtitle: str = "") -> None:
+    """Draw a run: line plots for its sweeps (:func:`plot_sweeps`), bars for the rest (:func:`plot_bars`)."""
+    results = [r for r in results if r.samples]
+    if not results:
+        raise ValueError("nothing was measured")
+    sweeps = [r for r in results if sweep_of(r)]
+    others = [r for r in results if not sweep_of(r)]
+    if sweeps:
+        plot_sweeps(sweeps, path if not others else _suffixed(path, "-sweeps"), subtitle)
+    if others:
+        plot_bars(others, path, subtitle)
+
+
+def _suffixed(path: str, suffix: str) -> str:
+    root, extension = os.path.splitext(path)
+    return root + suffix + extension
+
+
+def plot_sweeps(results: list[Result], path: str, subtitle: str = "") -> None:
+    """Per scenario and swept axis, two panels: the rate and the CPU per
+    operation against message size or connection count (log scale), one
+    line per stack (median, whiskers min–max over repetitions)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for result in results:
+        sweep = sweep_of(result)
+        assert sweep is not None
+        groups.setdefault((result.key.split(" ")[0], sweep["axis"]), []).append(result)
+    figure, axes = plt.subplots(len(groups), 2, figsize=(11, 3.6 * len(groups)), squeeze=False)
+    for line, ((name, axis_name), points) in zip(axes, groups.items()):
+        points.sort(key=lambda r: sweep_of(r)["value"])  # type: ignore[index]
+        unit = points[0].unit
+        for panel, (metric, ylabel) in zip(line, (("rate", f"{unit}/s"),
+                                                    ("cpu_us_per_op", f"server CPU µs per {unit}"))):
+            summaries = [(sweep_of(r)["value"], r.summary()) for r in points]  # type: ignore[index]
+            stacks = [stack for stack in STACKS if any(stack in summary for _, summary in summaries)]
+            for stack in stacks:
+                xs = [x for x, summary in summaries if stack in summary]
+                rows = [summary[stack] for _, summary in summaries if stack in summary]
+                medians = [row[f"{metric}_median"] for row in rows]
+                errors = [[m - row[f"{metric}_min"] for m, row in zip(medians, rows)],
+                          [row[f"{metric}_max"] - m for m, row in zip(medians, rows)]]
+                panel.errorbar(xs, medians, yerr=errors, marker="o", markersize=3, capsize=2,
+                               color=COLORS.get(stack, "#999999"), label=label(points[0], stack))
+            values = [x for x, _ in summaries]
+            panel.set_xscale("log")
+            panel.set_xticks(values, [str(v) for v in values])
+            panel.minorticks_off()
+            everything = [summary[stack][f"{metric}_median"] for _, summary in summaries for stack in summary]
+            if min(everything) > 0 and max(everything) / min(everything) > 20:
+                panel.set_yscale("log")
+            panel.set_xlabel("message size, bytes" if name == "echo" and axis_name == "size" else
+                             "write size, bytes" if axis_name == "size" else "concurrent connections", fontsize=8)
+            panel.set_ylabel(ylabel, fontsize=8)
+            panel.set_title(f"{name}: {ylabel} against {axis_name}", fontsize=8)
+            panel.tick_params(labelsize=7)
+            panel.grid(True, linewidth=0.3)
+        line[0].legend(fontsize=7)
+    import textwrap
+
+    figure.suptitle("\n".join(["tlsfast bench sweeps: median over repetitions, whiskers min–max"]
+                              + textwrap.wrap(subtitle, 150)), fontsize=8)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.04 * (1 + len(textwrap.wrap(subtitle, 150))) / len(groups)))
+    figure.savefig(path, format="png", dpi=110)
+    plt.close(figure)
+
+
+def plot_bars(results: list[Result], path: str, subtitle: str = "") -> None:
     """One panel per result: operations per CPU-second relative to stock Twisted
     (bars: median; whiskers: min–max over repetitions), labelled with the
     median rate and CPU per operation.  CPU time, not the rate, is drawn
@@ -253,9 +333,6 @@ def plot(results: list[Result], path: str, subtitle: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results = [r for r in results if r.samples]
-    if not results:
-        raise ValueError("nothing was measured")
     columns = min(3, len(results))
     lines = (len(results) + columns - 1) // columns
     figure, axes = plt.subplots(lines, columns, figsize=(5.4 * columns, 3.8 * lines), squeeze=False)

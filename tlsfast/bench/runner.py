@@ -48,6 +48,7 @@ STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop", "c")
 LOOPBACK_STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop")
 ENGINE_STACKS = ("tlsfast", "twisted", "asyncio", "c")
 BASELINE = "twisted"
+LATENCY_PERCENTILES = ("p50", "p99", "p99.9")  # client.PERCENTILES
 # stacks whose TLS is stdlib ssl, i.e. the system OpenSSL (the load generator's too)
 STDLIB_STACKS = ("asyncio", "uvloop")
 STACK_LABELS = {
@@ -57,6 +58,14 @@ STACK_LABELS = {
 }
 ENGINE_LABELS = {"tlsfast": "tlsfast engine", "twisted": "pyOpenSSL loop (stock Twisted)",
                  "asyncio": "stdlib SSLObject (asyncio)", "c": "C reference loop"}
+
+
+def size_label(size: int) -> str:
+    """64 -> "64 B", 16384 -> "16 KiB"."""
+    for unit, factor in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
 
 
 class BenchError(RuntimeError):
@@ -78,6 +87,7 @@ class Sample:
     cpu_seconds: float
     rep: int = 0
     resumed: int | None = None  # handshakes: how many of ``ops`` were resumptions
+    latency_us: dict[str, float] | None = None  # echo, handshake: p50/p99/p99.9 per operation, µs
 
     @property
     def cpu_us_per_op(self) -> float:
@@ -126,6 +136,10 @@ class Result:
                 "cpu_us_per_op_min": min(cpu), "cpu_us_per_op_max": max(cpu),
                 "rate_median": statistics.median(rate), "rate_min": min(rate), "rate_max": max(rate),
             }
+            latencies = [s.latency_us for s in self.samples if s.stack == stack and s.latency_us]
+            for name in LATENCY_PERCENTILES if latencies else ():
+                # the median over repetitions of each repetition's percentile
+                out[stack][f"latency_{name}_us"] = statistics.median(lat[name] for lat in latencies)
         base = out.get(BASELINE)
         for row in out.values():
             row["rate_vs_twisted"] = row["rate_median"] / base["rate_median"] if base else None
@@ -309,6 +323,8 @@ class Settings:
     engine_seconds: float = 30.0
     engine_rounds: int = 200
     idle_connections: int = 1000
+    sizes: list[int] | None = None  # --sizes: echo message / bulk write sizes to sweep
+    conns: list[int] | None = None  # --conns: connection counts to sweep
     cipher: str = DEFAULT_CIPHER  # OpenSSL's names (tlsconfig.resolve)
     group: str = DEFAULT_GROUP
     tls_version: str = "1.3"
@@ -364,6 +380,20 @@ class Run:
         allowed = ENGINE_STACKS if scenario == "engine" else LOOPBACK_STACKS
         return [s for s in self.settings.stacks if s in allowed and s not in self.unavailable]
 
+    def points(self, scenario: str) -> list[tuple[str, int, int, dict | None]]:
+        """The measurement points of a loopback scenario: (key suffix, size,
+        connections, sweep).  ``size`` is the echo message size or the bulk
+        write size; --sizes sweeps it (not in handshake) at --connections,
+        --conns sweeps the connection count at --size/--write-size."""
+        s = self.settings
+        size = s.write_size if scenario == "bulk" else s.size
+        points: list[tuple[str, int, int, dict | None]] = []
+        if s.sizes and scenario in ("bulk", "echo"):
+            points += [(f" size={v}", v, s.connections, {"axis": "size", "value": v}) for v in s.sizes]
+        if s.conns:
+            points += [(f" conns={c}", size, c, {"axis": "connections", "value": c}) for c in s.conns]
+        return points or [("", size, s.connections, None)]
+
     def planned_steps(self) -> int:
         s = self.settings
         steps = 0
@@ -372,9 +402,12 @@ class Run:
             if scenario == "engine":
                 steps += s.engine_rounds * n * len(s.engine_sizes)
             elif scenario == "handshake" and s.resume:
-                steps += s.reps * (n + len([x for x in self.stacks_for(scenario) if x != "tcp"]))
-            else:
+                steps += s.reps * (n + len([x for x in self.stacks_for(scenario) if x != "tcp"])) * len(
+                    self.points(scenario))
+            elif scenario == "idle":
                 steps += s.reps * n
+            else:
+                steps += s.reps * n * len(self.points(scenario))
         return steps
 
     # running ----------------------------------------------------------------
@@ -449,33 +482,45 @@ class Run:
     def _loopback(self, scenario: str) -> None:
         s = self.settings
         stacks = self.stacks_for(scenario)
+        variants, params = [], {}
+        for suffix, size, connections, sweep in self.points(scenario):
+            first = len(variants)
+            if scenario == "bulk":
+                variants.append(("bulk" + suffix, f"bulk: {s.megabytes} MiB per connection, {size_label(size)} "
+                                 f"writes, {connections} connection(s)", "MiB",
+                                 ["--megabytes", str(s.megabytes), "--write-size", str(size),
+                                  "--connections", str(connections)], stacks))
+            elif scenario == "echo":
+                variants.append(("echo" + suffix, f"echo: {size} B messages, {connections} connection(s), "
+                                 f"{s.seconds:g} s", "message",
+                                 ["--size", str(size), "--seconds", str(s.seconds),
+                                  "--connections", str(connections)], stacks))
+            else:
+                common = ["--seconds", str(s.seconds), "--connections", str(connections)]
+                variants.append(("handshake" + suffix, f"full handshakes: {connections} connection(s) at a time, "
+                                 f"{s.seconds:g} s", "handshake", common, stacks))
+                if s.resume:
+                    variants.append(("handshake-resumed" + suffix,
+                                     f"resumed handshakes (TLS {self.params.version} tickets): "
+                                     f"{connections} connection(s) at a time, {s.seconds:g} s",
+                                     "handshake", common + ["--resume"], [x for x in stacks if x != "tcp"]))
+            point = {"reps": s.reps, "seconds": s.seconds, "size": size if scenario == "echo" else s.size,
+                     "connections": connections, "megabytes": s.megabytes,
+                     "write_size": size if scenario == "bulk" else s.write_size}
+            if sweep:
+                point["sweep"] = sweep
+            for variant in variants[first:]:
+                params[variant[0]] = point
         if scenario == "bulk":
-            variants = [("bulk", f"bulk: {s.megabytes} MiB per connection, {s.write_size // 1024} KiB writes, "
-                                 f"{s.connections} connection(s)", "MiB",
-                         ["--megabytes", str(s.megabytes), "--write-size", str(s.write_size),
-                          "--connections", str(s.connections)], stacks)]
             warm = ["--megabytes", str(min(8, s.megabytes)), "--write-size", str(s.write_size)]
             server_scenario = "sink"
         elif scenario == "echo":
-            variants = [("echo", f"echo: {s.size} B messages, {s.connections} connection(s), "
-                                 f"{s.seconds:g} s", "message",
-                         ["--size", str(s.size), "--seconds", str(s.seconds),
-                          "--connections", str(s.connections)], stacks)]
             warm = ["--size", str(s.size), "--seconds", "0.2"]
             server_scenario = "echo"
         else:
-            common = ["--seconds", str(s.seconds), "--connections", str(s.connections)]
-            variants = [("handshake", f"full handshakes: {s.connections} connection(s) at a time, "
-                                      f"{s.seconds:g} s", "handshake", common, stacks)]
-            if s.resume:
-                variants.append(("handshake-resumed", f"resumed handshakes (TLS {self.params.version} tickets): "
-                                 f"{s.connections} connection(s) at a time, {s.seconds:g} s",
-                                 "handshake", common + ["--resume"], [x for x in stacks if x != "tcp"]))
             warm = ["--seconds", "0.2"]
             server_scenario = "echo"
-        params = {"reps": s.reps, "seconds": s.seconds, "size": s.size, "connections": s.connections,
-                  "megabytes": s.megabytes, "write_size": s.write_size}
-        results = {key: self._result(key, scenario, title, unit, "server process", params)
+        results = {key: self._result(key, scenario, title, unit, "server process", params[key])
                    for key, title, unit, _, _ in variants}
         client_scenario = "bulk" if scenario == "bulk" else scenario
         servers = self._start_servers(stacks, server_scenario)
@@ -494,7 +539,8 @@ class Run:
                         outcome = self._client(client_scenario, server, arguments)
                         used = _cpu_seconds(server.pid) - before
                         sample = Sample(stack, outcome["ops"], outcome["seconds"], used, rep,
-                                        outcome.get("resumed") if server.stack != "tcp" else None)
+                                        outcome.get("resumed") if server.stack != "tcp" else None,
+                                        outcome.get("latency_us") or None)
                         result = results[key]
                         result.samples.append(sample)
                         if "negotiated" in outcome:
