@@ -482,7 +482,9 @@ class Run:
     def _loopback(self, scenario: str) -> None:
         s = self.settings
         stacks = self.stacks_for(scenario)
-        variants, params = [], {}
+        # (key, title, unit, load generator arguments, stacks) per measured variant
+        variants: list[tuple[str, str, str, list[str], list[str]]] = []
+        params: dict[str, dict[str, Any]] = {}
         for suffix, size, connections, sweep in self.points(scenario):
             first = len(variants)
             if scenario == "bulk":
@@ -504,7 +506,7 @@ class Run:
                                      f"resumed handshakes (TLS {self.params.version} tickets): "
                                      f"{connections} connection(s) at a time, {s.seconds:g} s",
                                      "handshake", common + ["--resume"], [x for x in stacks if x != "tcp"]))
-            point = {"reps": s.reps, "seconds": s.seconds, "size": size if scenario == "echo" else s.size,
+            point: dict[str, Any] = {"reps": s.reps, "seconds": s.seconds, "size": size if scenario == "echo" else s.size,
                      "connections": connections, "megabytes": s.megabytes,
                      "write_size": size if scenario == "bulk" else s.write_size}
             if sweep:
