@@ -76,6 +76,12 @@ def _runParser() -> OneLineParser:
     group.add_argument("--connections", type=int, default=1, help="concurrent connections (default 1)")
     group.add_argument("--megabytes", type=int, help="bulk: MiB per connection (default 256)")
     group.add_argument("--write-size", type=int, default=64 * 1024, help="bulk: client write size (default 65536)")
+    group.add_argument("--target", metavar="HOST:PORT",
+                       help="also measure this TLS server with the same load generator (echo: it must echo; "
+                            "handshake: connect, handshake, close); alone unless --stacks names ours too")
+    group.add_argument("--target-ca", metavar="PEM", help="check the target's certificate against these CAs "
+                                                          "(default: no check)")
+    group.add_argument("--target-name", metavar="NAME", help="server name to send to the target (default: HOST)")
     group.add_argument("--sizes", metavar="LIST",
                        help="sweep: echo message sizes and bulk write sizes, e.g. 64,1k,16k,64k (line plots "
                             "with --plot)")
@@ -124,6 +130,15 @@ def _installed(stack: str) -> str | None:
     return None
 
 
+def parse_target(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) -> (host, port); UsageError otherwise."""
+    host, _, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--target {text!r}: expected HOST:PORT with a port from 1 to 65535")
+    return host, int(port)
+
+
 _SUFFIXES = {"k": 1024, "m": 1024 * 1024}
 
 
@@ -149,6 +164,8 @@ def _settings(args):
         LOOPBACK_STACKS,
         SCENARIOS,
         STACKS,
+        TARGET,
+        TARGET_SCENARIOS,
         Settings,
         port_is_free,
     )
@@ -159,7 +176,8 @@ def _settings(args):
         if getattr(args, name) is None:
             setattr(args, name, value)
 
-    scenarios = list(dict.fromkeys(args.scenarios)) or list(SCENARIOS)
+    target = parse_target(args.target) if args.target else None
+    scenarios = list(dict.fromkeys(args.scenarios)) or list(TARGET_SCENARIOS if target else SCENARIOS)
     for scenario in scenarios:
         if scenario not in SCENARIOS + EXTRA_SCENARIOS:
             raise UsageError(f"unknown scenario {scenario!r} (choose from {', '.join(SCENARIOS + EXTRA_SCENARIOS)})")
@@ -172,12 +190,18 @@ def _settings(args):
             why = _installed(stack)
             if why:
                 raise Unavailable(f"stack {stack!r} is not available: {why}")
+    elif target:
+        stacks = []  # the target alone
     else:
         stacks = [s for s in STACKS if _installed(s) is None]
     usable = {s: [x for x in stacks if x in (ENGINE_STACKS if s == "engine" else LOOPBACK_STACKS)]
-              for s in scenarios}
+              + ([TARGET] if target and s in TARGET_SCENARIOS else []) for s in scenarios}
     if not any(usable.values()):
-        raise UsageError(f"none of the stacks {', '.join(stacks)} runs in {', '.join(scenarios)}")
+        raise UsageError(f"none of the stacks {', '.join(stacks + ([TARGET] if target else []))} runs in "
+                         f"{', '.join(scenarios)}" + (f" (a target runs in {', '.join(TARGET_SCENARIOS)})"
+                                                      if target else ""))
+    if args.target_ca and not os.path.isfile(args.target_ca):
+        raise UsageError(f"--target-ca {args.target_ca}: no such file")
     try:
         params = resolve(args.tls_version, args.cipher, args.group, args.key_type, args.mtls)
         from OpenSSL import SSL
@@ -202,7 +226,7 @@ def _settings(args):
 
     if args.port:
         # one server per stack of a loopback scenario, on PORT, PORT+1, ...
-        servers = max((len(v) for k, v in usable.items() if k != "engine"), default=0)
+        servers = max((len([x for x in v if x != TARGET]) for k, v in usable.items() if k != "engine"), default=0)
         if not 0 < args.port <= 65535 - max(servers - 1, 0):
             raise UsageError(f"--port {args.port} is out of range")
         for port in range(args.port, args.port + servers):
@@ -218,6 +242,7 @@ def _settings(args):
         resume=args.resume, engine_sizes=engine_sizes, engine_seconds=args.engine_seconds,
         engine_rounds=args.engine_rounds, cipher=params.cipher, group=params.group,
         tls_version=params.version, key_type=params.key_type, mtls=params.mtls, sizes=sizes, conns=conns,
+        target=target, target_ca=args.target_ca, target_name=args.target_name,
         port=args.port,
         server_core=args.server_core if args.server_core in cores else None,
         client_core=args.client_core if args.client_core in cores else None)

@@ -68,7 +68,11 @@ def _context(args) -> ssl.SSLContext | None:
     if not args.tls:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.load_verify_locations(args.ca)
+    if args.ca:
+        context.load_verify_locations(args.ca)
+    else:  # --target without --target-ca: measure a server whoever signed its certificate
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     pin_stdlib(context, args.tls_version, args.cipher)
     if args.cert:
         context.load_cert_chain(args.cert, args.key)
@@ -77,7 +81,7 @@ def _context(args) -> ssl.SSLContext | None:
 
 async def _open(args, context):
     reader, writer = await asyncio.open_connection(
-        "127.0.0.1", args.port, ssl=context, server_hostname=HOSTNAME if context else None,
+        args.host, args.port, ssl=context, server_hostname=args.name if context else None,
         limit=1 << 22)
     sock = writer.get_extra_info("socket")
     if sock is not None:
@@ -148,14 +152,15 @@ def handshake(args) -> dict:
         try:
             while time.monotonic() < deadline:
                 began = time.perf_counter()
-                sock = socket.create_connection(("127.0.0.1", args.port))
+                sock = socket.create_connection((args.host, args.port))
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if context is not None:
-                    sock = context.wrap_socket(sock, server_hostname=HOSTNAME,
+                    sock = context.wrap_socket(sock, server_hostname=args.name,
                                                session=session if args.resume else None)
-                sock.sendall(b"h")
-                if sock.recv(1) != b"h":
-                    raise RuntimeError("server closed the connection")
+                if not args.no_echo:
+                    sock.sendall(b"h")
+                    if sock.recv(1) != b"h":
+                        raise RuntimeError("server closed the connection")
                 if context is not None:
                     reused += sock.session_reused
                     if not NEGOTIATED:
@@ -204,7 +209,11 @@ SCENARIOS = {"echo": echo, "bulk": bulk, "handshake": handshake, "idle": idle}
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--name", default=HOSTNAME, help="server name (SNI, certificate check)")
+    parser.add_argument("--no-echo", action="store_true",
+                        help="handshake: close after the handshake (a server that does not echo)")
     parser.add_argument("--tls", action="store_true")
     parser.add_argument("--ca")
     parser.add_argument("--seconds", type=float, default=3.0)

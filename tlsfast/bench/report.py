@@ -13,12 +13,22 @@ import platform
 import ssl
 import sys
 
-from tlsfast.bench.runner import BASELINE, ENGINE_LABELS, LATENCY_PERCENTILES, STACK_LABELS, STACKS, Result
+from tlsfast.bench.runner import (
+    BASELINE,
+    ENGINE_LABELS,
+    LATENCY_PERCENTILES,
+    STACK_LABELS,
+    STACKS,
+    TARGET,
+    Result,
+)
 
 JSON_FORMAT = 1
 
 
 def label(result: Result, stack: str) -> str:
+    if stack == TARGET:
+        return f"target {result.params.get('target', '')}".rstrip()
     return (ENGINE_LABELS if result.scenario == "engine" else STACK_LABELS).get(stack, stack)
 
 
@@ -33,7 +43,12 @@ def number(value: float | None, digits: int = 3) -> str:
 
 
 def _ratio(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}×"
+    return "–" if value is None or math.isnan(value) else f"{value:.2f}×"
+
+
+def _span(low: float, high: float) -> str:
+    """min–max; a dash when not measured (NaN: a target's CPU time)."""
+    return "–" if math.isnan(low) or math.isnan(high) else f"{number(low)}–{number(high)}"
 
 
 def rows(result: Result, short: bool = False) -> tuple[list[str], list[list[str]]]:
@@ -63,7 +78,7 @@ def _rows(result: Result, summary: dict) -> tuple[list[str], list[list[str]]]:
     if result.scenario == "idle":
         header = ["stack", "KiB per connection (median)", "min–max", f"vs {BASELINE}"]
         body = [[label(result, stack), number(row["cpu_us_per_op_median"]),
-                 f"{number(row['cpu_us_per_op_min'])}–{number(row['cpu_us_per_op_max'])}",
+                 _span(row['cpu_us_per_op_min'], row['cpu_us_per_op_max']),
                  _ratio(row["cpu_vs_twisted"])] for stack, row in summary.items()]
         return header, body
     unit = result.unit
@@ -73,9 +88,9 @@ def _rows(result: Result, summary: dict) -> tuple[list[str], list[list[str]]]:
     for stack, row in summary.items():
         body.append([
             label(result, stack), number(row["rate_median"]),
-            f"{number(row['rate_min'])}–{number(row['rate_max'])}", _ratio(row["rate_vs_twisted"]),
+            _span(row['rate_min'], row['rate_max']), _ratio(row["rate_vs_twisted"]),
             number(row["cpu_us_per_op_median"]),
-            f"{number(row['cpu_us_per_op_min'])}–{number(row['cpu_us_per_op_max'])}",
+            _span(row['cpu_us_per_op_min'], row['cpu_us_per_op_max']),
             _ratio(row["cpu_vs_twisted"]), str(row["n"])])
     return header, body
 

@@ -17,6 +17,7 @@ this process, which then stops all of them (:func:`stop_children`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import select
 import socket
@@ -48,6 +49,8 @@ STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop", "c")
 LOOPBACK_STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop")
 ENGINE_STACKS = ("tlsfast", "twisted", "asyncio", "c")
 BASELINE = "twisted"
+TARGET = "target"  # --target HOST:PORT, in the echo and handshake scenarios
+TARGET_SCENARIOS = ("echo", "handshake")
 LATENCY_PERCENTILES = ("p50", "p99", "p99.9")  # client.PERCENTILES
 # stacks whose TLS is stdlib ssl, i.e. the system OpenSSL (the load generator's too)
 STDLIB_STACKS = ("asyncio", "uvloop")
@@ -266,8 +269,31 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+class Target:
+    """An outside TLS server (``--target HOST:PORT``), measured with the same
+    load generator as ours; its CPU time is not ours to read (NaN)."""
+
+    stack = TARGET
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.pid: int | None = None
+        self.negotiated: dict = {}
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        try:
+            socket.create_connection((self.host, self.port), timeout=timeout).close()
+        except OSError as e:
+            raise BenchError(f"cannot connect to the target {self.host}:{self.port}: {e.strerror or e}", 3) from None
+
+    def stop(self) -> None:
+        pass
+
+
 class Server:
     """One server process: ``READY <port>`` on start, ``NEGOTIATED`` after a handshake."""
+
+    host = "127.0.0.1"
 
     def __init__(self, run: Run, stack: str, scenario: str, port: int):
         self.stack = stack
@@ -292,7 +318,7 @@ class Server:
         raise BenchError(f"{self.stack} server did not start: {tail[0]}")
 
     @property
-    def pid(self) -> int:
+    def pid(self) -> int | None:
         return self.process.pid
 
     def stop(self) -> None:
@@ -323,6 +349,9 @@ class Settings:
     engine_seconds: float = 30.0
     engine_rounds: int = 200
     idle_connections: int = 1000
+    target: tuple[str, int] | None = None  # --target HOST:PORT
+    target_ca: str | None = None  # verify the target's certificate against these CAs (default: no check)
+    target_name: str | None = None  # the name to send (SNI) and check (default: the target's host)
     sizes: list[int] | None = None  # --sizes: echo message / bulk write sizes to sweep
     conns: list[int] | None = None  # --conns: connection counts to sweep
     cipher: str = DEFAULT_CIPHER  # OpenSSL's names (tlsconfig.resolve)
@@ -378,7 +407,14 @@ class Run:
         if scenario != "engine" and "load generator" in self.unavailable:
             return []
         allowed = ENGINE_STACKS if scenario == "engine" else LOOPBACK_STACKS
-        return [s for s in self.settings.stacks if s in allowed and s not in self.unavailable]
+        stacks = [s for s in self.settings.stacks if s in allowed and s not in self.unavailable]
+        return stacks + ([TARGET] if self.settings.target and scenario in TARGET_SCENARIOS else [])
+
+    @staticmethod
+    def resumable(stacks: list[str]) -> list[str]:
+        """The stacks measured with resumed handshakes: TLS ones we serve (a
+        target gets connect-handshake-close, which reads no TLS 1.3 ticket)."""
+        return [stack for stack in stacks if stack not in ("tcp", TARGET)]
 
     def points(self, scenario: str) -> list[tuple[str, int, int, dict | None]]:
         """The measurement points of a loopback scenario: (key suffix, size,
@@ -402,7 +438,7 @@ class Run:
             if scenario == "engine":
                 steps += s.engine_rounds * n * len(s.engine_sizes)
             elif scenario == "handshake" and s.resume:
-                steps += s.reps * (n + len([x for x in self.stacks_for(scenario) if x != "tcp"])) * len(
+                steps += s.reps * (n + len(self.resumable(self.stacks_for(scenario)))) * len(
                     self.points(scenario))
             elif scenario == "idle":
                 steps += s.reps * n
@@ -435,10 +471,14 @@ class Run:
         self.results.append(result)
         return result
 
-    def _start_servers(self, stacks: list[str], server_scenario: str) -> dict[str, Server]:
-        servers = {}
+    def _start_servers(self, stacks: list[str], server_scenario: str) -> dict[str, Server | Target]:
+        servers: dict[str, Server | Target] = {}
         try:
             for index, stack in enumerate(stacks):
+                if stack == TARGET:
+                    assert self.settings.target is not None
+                    servers[stack] = Target(*self.settings.target)
+                    continue
                 port = self.settings.port + index if self.settings.port else 0
                 servers[stack] = Server(self, stack, server_scenario, port)
             for server in servers.values():
@@ -449,9 +489,11 @@ class Run:
             raise
         return servers
 
-    def _client(self, scenario: str, server: Server, arguments: list[str]) -> dict:
-        command = [sys.executable, CLIENT, scenario, "--port", str(server.port), *arguments]
+    def _client(self, scenario: str, server: Server | Target, arguments: list[str]) -> dict:
+        command = [sys.executable, CLIENT, scenario, "--host", server.host, "--port", str(server.port), *arguments]
         command += self._tls_arguments(server.stack)
+        if server.stack == TARGET and scenario == "handshake":
+            command.append("--no-echo")  # any TLS server, not only an echo server
         process = _spawn(command, self.env, self.client_core, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
         try:
@@ -472,8 +514,15 @@ class Run:
         """The load generator's TLS options against ``stack``'s server."""
         if stack == "tcp":
             return []
-        arguments = ["--tls", "--ca", os.path.join(self.directory, "ca.pem"),
-                     "--tls-version", self.params.version, "--cipher", self.params.cipher]
+        arguments = ["--tls-version", self.params.version, "--cipher", self.params.cipher]
+        if stack != TARGET:
+            arguments += ["--tls", "--ca", os.path.join(self.directory, "ca.pem")]
+        else:
+            s = self.settings
+            assert s.target is not None
+            arguments += ["--tls", "--name", s.target_name or s.target[0]]
+            if s.target_ca:
+                arguments += ["--ca", s.target_ca]
         if self.params.mtls:
             arguments += ["--cert", os.path.join(self.directory, "client.pem"),
                           "--key", os.path.join(self.directory, "client.key")]
@@ -505,12 +554,14 @@ class Run:
                     variants.append(("handshake-resumed" + suffix,
                                      f"resumed handshakes (TLS {self.params.version} tickets): "
                                      f"{connections} connection(s) at a time, {s.seconds:g} s",
-                                     "handshake", common + ["--resume"], [x for x in stacks if x != "tcp"]))
+                                     "handshake", common + ["--resume"], self.resumable(stacks)))
             point: dict[str, Any] = {"reps": s.reps, "seconds": s.seconds, "size": size if scenario == "echo" else s.size,
                      "connections": connections, "megabytes": s.megabytes,
                      "write_size": size if scenario == "bulk" else s.write_size}
             if sweep:
                 point["sweep"] = sweep
+            if s.target:
+                point["target"] = f"{s.target[0]}:{s.target[1]}"
             for variant in variants[first:]:
                 params[variant[0]] = point
         if scenario == "bulk":
@@ -537,9 +588,9 @@ class Run:
                         if stack not in variant_stacks:
                             continue
                         server = servers[stack]
-                        before = _cpu_seconds(server.pid)
+                        before = _cpu_seconds(server.pid) if server.pid else math.nan
                         outcome = self._client(client_scenario, server, arguments)
-                        used = _cpu_seconds(server.pid) - before
+                        used = _cpu_seconds(server.pid) - before if server.pid else math.nan
                         sample = Sample(stack, outcome["ops"], outcome["seconds"], used, rep,
                                         outcome.get("resumed") if server.stack != "tcp" else None,
                                         outcome.get("latency_us") or None)
@@ -547,7 +598,7 @@ class Run:
                         result.samples.append(sample)
                         if "negotiated" in outcome:
                             result.negotiated.setdefault(stack, dict(outcome["negotiated"]))
-                        if "resumed" in outcome and key == "handshake-resumed" \
+                        if "resumed" in outcome and key.startswith("handshake-resumed") \
                                 and outcome["resumed"] < outcome["ops"] - s.connections:
                             result.notes.append(f"{stack}: only {outcome['resumed']} of {outcome['ops']} "
                                                 f"handshakes were resumed")
@@ -621,6 +672,7 @@ class Run:
             for stack in stacks[k:] + stacks[:k]:
                 servers = self._start_servers([stack], "idle")
                 server = servers[stack]
+                assert isinstance(server, Server)  # no target in the idle scenario
                 try:
                     self._client("echo", server, ["--seconds", "0.2"])
                     before = _rss_bytes(server.pid)
