@@ -318,7 +318,7 @@ class Server:
         raise BenchError(f"{self.stack} server did not start: {tail[0]}")
 
     @property
-    def pid(self) -> int | None:
+    def pid(self) -> int:
         return self.process.pid
 
     def stop(self) -> None:
