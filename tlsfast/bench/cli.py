@@ -34,7 +34,8 @@ moves data in memory, with no sockets.
 
 tlsfast bench compare A.json B.json: B against A, per scenario and stack,
 with a verdict from the spread of the repetitions; tlsfast bench plot A.json:
-draw a saved run again (each has --help).
+draw a saved run again; tlsfast bench proxy: the tlsfast proxy against
+haproxy, stunnel and hitch (each has --help).
 
 exit status: 0 done, 1 a benchmark failed, 2 bad arguments, 3 cannot run
 here (port in use, stack not installed, acceleration off, no matplotlib),
@@ -466,7 +467,14 @@ def _plot(argv: list[str]) -> int:
     return 0
 
 
-ACTIONS = {"compare": _compare, "plot": _plot}
+def _proxy(argv: list[str]) -> int:
+    """``tlsfast bench proxy``: the proxy comparison (tlsfast.bench.proxy)."""
+    from tlsfast.bench import proxy
+
+    return proxy.main(argv)
+
+
+ACTIONS = {"compare": _compare, "plot": _plot, "proxy": _proxy}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,10 +1,11 @@
 """
-`tlsfast proxy` side by side with haproxy and stunnel (and the same proxy on
-stock Twisted TLS), terminate mode over loopback.
+``tlsfast bench proxy``: `tlsfast proxy` side by side with haproxy, stunnel
+and hitch (and the same proxy on stock Twisted TLS), terminate mode over
+loopback.
 
-    .venv/bin/python bench/proxy_compare.py [--rounds 5] [--seconds 2] [--quick]
+    tlsfast bench proxy [--rounds 5] [--seconds 2] [--quick]
         [--markdown FILE] [--json FILE] [--scenarios bulk1,bulk16,...]
-        [--contenders tlsfast,stock,haproxy,stunnel] [--profile DIR]
+        [--contenders tlsfast,stock,haproxy,stunnel,hitch] [--profile DIR]
 
 Contenders (all: the same ECDSA P-256 certificate for example.com, TLS 1.3,
 TLS_AES_128_GCM_SHA256 and X25519, one process on one core):
@@ -13,6 +14,10 @@ TLS_AES_128_GCM_SHA256 and X25519, one process on one core):
     stock      the same proxy with TLSFAST_DISABLE=1 (stock Twisted TLS)
     haproxy    haproxy -db, nbthread 1, mode tcp, ssl on the bind line
     stunnel    stunnel4, foreground, one service
+    hitch      hitch, foreground, one worker
+
+haproxy, stunnel and hitch take part when installed; the run names the
+missing ones and leaves them out (``make bench-proxy`` installs them first).
 
 Scenarios:
 
@@ -40,8 +45,7 @@ load generator, not the proxy, set the rate).
 ``--profile DIR``: additionally run the tlsfast proxy once under cProfile for
 bulk16, handshake and rr1 and print the top entries (files in DIR).
 
-Installs haproxy and stunnel4 with apt-get if they are missing (root only;
-``--no-install`` to skip; a missing one is then left out).
+The load generator and backends are :mod:`tlsfast.bench.proxy_loadgen`.
 """
 
 from __future__ import annotations
@@ -59,21 +63,21 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
-
-from tlsfast.bench.certs import write_pki  # noqa: E402
+from tlsfast._cliutil import OneLineParser
+from tlsfast.bench.certs import write_pki
+from tlsfast.bench.tlsconfig import TLSParams, write_openssl_conf
 
 PY = sys.executable
-LOADGEN = os.path.join(HERE, "proxy_loadgen.py")
-OPENSSL_CONF = os.path.join(HERE, "openssl.cnf")
-SUITE, GROUP = "TLS_AES_128_GCM_SHA256", "X25519"
+# started by path, as the runner starts its load generator: no tlsfast import in it
+LOADGEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxy_loadgen.py")
+PARAMS = TLSParams()
+SUITE, GROUP = PARAMS.cipher, PARAMS.group
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MiB = 1 << 20
 
-CONTENDERS = ("tlsfast", "stock", "haproxy", "stunnel")
+CONTENDERS = ("tlsfast", "stock", "haproxy", "stunnel", "hitch")
+EXTERNAL = ("haproxy", "stunnel", "hitch")  # taken from the system when installed
 SCENARIOS = ("bulk1", "bulk16", "handshake", "rr1", "rr16", "idle")
 PROXY_CPU, LOAD_CPU = "0", "1"
 
@@ -137,8 +141,8 @@ def cpu_busy() -> dict[str, tuple[int, int]]:
     with open("/proc/stat") as f:
         for line in f:
             if line.startswith("cpu") and line[3].isdigit():
-                name, *v = line.split()
-                v = list(map(int, v[:8]))
+                name, *fields = line.split()
+                v = [int(x) for x in fields[:8]]
                 idle = v[3] + v[4]
                 out[name[3:]] = (sum(v) - idle, sum(v))
     return out
@@ -165,34 +169,25 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     raise RuntimeError(f"not listening on {port} after {timeout}s")
 
 
-# ------------------------------------------------------------ installation
+# ------------------------------------------------------------ availability
 
-def ensure_installed(allow: bool) -> None:
-    need = [pkg for cmd, pkg in (("haproxy", "haproxy"), ("stunnel4", "stunnel4")) if not shutil.which(cmd)]
-    if not need or not allow:
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        log(f"missing {', '.join(need)} and cannot apt-get them (not root or no apt); they are left out")
-        return
-    log(f"installing {' '.join(need)} with apt-get")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.run(["apt-get", "install", "-y", "-qq", *need], env=env,
-                      stdout=subprocess.DEVNULL).returncode:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *need], env=env, stdout=subprocess.DEVNULL)
+def executable(name: str) -> str | None:
+    """The program that runs contender ``name``, or None when it is not installed."""
+    if name == "stunnel":
+        return shutil.which("stunnel4") or shutil.which("stunnel")
+    if name in EXTERNAL:
+        return shutil.which(name)
+    return PY
 
 
 def available(name: str) -> bool:
-    if name == "haproxy":
-        return bool(shutil.which("haproxy"))
-    if name == "stunnel":
-        return bool(shutil.which("stunnel4") or shutil.which("stunnel"))
-    return True
+    return executable(name) is not None
 
 
 def versions() -> dict:
     v = {"python": sys.version.split()[0]}
-    for name, cmd in (("haproxy", ["haproxy", "-v"]), ("stunnel", [shutil.which("stunnel4") or "stunnel", "-version"])):
+    for name, cmd in (("haproxy", ["haproxy", "-v"]), ("stunnel", [executable("stunnel") or "stunnel", "-version"]),
+                      ("hitch", ["hitch", "--version"])):
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
             v[name] = (r.stdout + r.stderr).strip().splitlines()[0 if name == "haproxy" else -1]
@@ -217,7 +212,7 @@ class Proxy:
     def __init__(self, name: str, work: str, backend_port: int, run_id: str, profile: str | None = None):
         self.name, self.work, self.port = name, work, free_port()
         self.logfile = os.path.join(work, f"{run_id}-{name}.log")
-        env = dict(os.environ, OPENSSL_CONF=OPENSSL_CONF)
+        env = dict(os.environ, OPENSSL_CONF=os.path.join(work, "openssl.cnf"))
         pki = os.path.join(work, "pki")
         cert, key = os.path.join(pki, "server.pem"), os.path.join(pki, "server.key")
         if name in ("tlsfast", "stock"):
@@ -269,12 +264,28 @@ curves = {GROUP}
 TIMEOUTidle = 3600
 TIMEOUTclose = 0
 """)
-            cmd = [shutil.which("stunnel4") or "stunnel", cfg]
+            cmd = [executable("stunnel") or "stunnel", cfg]
+        elif name == "hitch":
+            cfg = os.path.join(work, f"{run_id}-hitch.conf")
+            # as root, hitch must be told which user its worker runs as
+            user = 'user = "root"\ngroup = "root"\n' if os.geteuid() == 0 else ""
+            with open(cfg, "w") as f:
+                f.write(f"""frontend = "[127.0.0.1]:{self.port}"
+backend = "[127.0.0.1]:{backend_port}"
+pem-file = "{os.path.join(pki, 'combined.pem')}"
+workers = 1
+daemon = off
+syslog = off
+tls-protos = TLSv1.3
+ciphersuites = "{SUITE}"
+ecdh-curve = "{GROUP}"
+{user}""")
+            cmd = [executable("hitch") or "hitch", "--config", cfg]
         else:
             raise ValueError(name)
         self.logf = open(self.logfile, "wb")
         self.proc = subprocess.Popen(["taskset", "-c", PROXY_CPU, *cmd], env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self.logf, stderr=subprocess.STDOUT, cwd=ROOT)
+                                     stdout=self.logf, stderr=subprocess.STDOUT, cwd=work)
         try:
             if name in ("tlsfast", "stock"):
                 self._wait_log()
@@ -343,8 +354,8 @@ class Backend:
         self.proc.wait()
 
 
-def client(kind: str, port: int, work: str, *extra: str) -> subprocess.Popen:
-    env = dict(os.environ, OPENSSL_CONF=OPENSSL_CONF)
+def client(kind: str, port: int, work: str, *extra: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, OPENSSL_CONF=os.path.join(work, "openssl.cnf"))
     return subprocess.Popen(["taskset", "-c", LOAD_CPU, PY, LOADGEN, "client", kind, "--port", str(port),
                              "--ca", os.path.join(work, "pki", "ca.pem"), *extra],
                             stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True, env=env)
@@ -367,6 +378,7 @@ def run_timed(kind: str, scenario: str, proxy: Proxy, backend: Backend, work: st
                     "--size", "64", *common)
     else:
         cl = client("handshake", proxy.port, work, "--no-verify", "--concurrency", str(args.concurrency), *common)
+    assert cl.stdout is not None and cl.stdin is not None  # client() pipes both
     marks, result = {}, None
     deadline = time.monotonic() + args.seconds + args.warmup + 60
     for line in cl.stdout:
@@ -418,6 +430,7 @@ def run_timed(kind: str, scenario: str, proxy: Proxy, backend: Backend, work: st
 def run_idle(proxy: Proxy, backend: Backend, work: str, args) -> dict:
     # Warm-up: 50 connections opened and closed, so first-use allocations are not counted.
     warm = client("idle", proxy.port, work, "--connections", "50")
+    assert warm.stdout is not None and warm.stdin is not None  # client() pipes both
     warm.stdout.readline()
     warm.stdin.write("close\n")
     warm.stdin.flush()
@@ -425,6 +438,7 @@ def run_idle(proxy: Proxy, backend: Backend, work: str, args) -> dict:
     time.sleep(0.5)
     before = proxy.rss()
     cl = client("idle", proxy.port, work, "--connections", str(args.idle_connections))
+    assert cl.stdout is not None and cl.stdin is not None
     line = cl.stdout.readline()
     if not line.startswith("MARK opened"):
         cl.kill()
@@ -606,7 +620,8 @@ def profile(work: str, args, directory: str) -> str:
 # ------------------------------------------------------------ main
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="tlsfast bench proxy", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=2.0, help="measured seconds per run (after --warmup)")
     p.add_argument("--warmup", type=float, default=0.5)
@@ -620,29 +635,32 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--profile", metavar="DIR", help="also profile the tlsfast proxy under cProfile")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
-    p.add_argument("--no-install", action="store_true")
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds, args.warmup, args.idle_connections = 1, 0.5, 0.2, 200
     args.bulk_connections = {"bulk1": 1, "bulk16": 16}
     args.rr_connections = {"rr1": 1, "rr16": 16}
 
-    ensure_installed(not args.no_install)
-    contenders = [c for c in args.contenders.split(",") if c]
-    for c in list(contenders):
+    contenders = list(dict.fromkeys(c for c in args.contenders.split(",") if c))
+    for c in contenders:
         if c not in CONTENDERS:
-            p.error(f"unknown contender {c}")
-        if not available(c):
-            log(f"{c} is not installed: left out")
-            contenders.remove(c)
+            p.error(f"unknown contender {c!r} (choose from {', '.join(CONTENDERS)})")
+    missing = [c for c in contenders if not available(c)]
+    if missing:
+        log(f"not installed, left out: {', '.join(missing)}")
+        contenders = [c for c in contenders if c not in missing]
+    if not contenders:
+        log("tlsfast bench proxy: error: none of the contenders is installed")
+        return 3
     scenarios = [s for s in args.scenarios.split(",") if s]
     for s in scenarios:
         if s not in SCENARIOS:
             p.error(f"unknown scenario {s}")
-    if os.cpu_count() < 2:
+    if (os.cpu_count() or 1) < 2:
         log("warning: fewer than 2 CPUs; proxy and load generator share one")
 
     work = tempfile.mkdtemp(prefix="proxy-compare-")
+    write_openssl_conf(work, PARAMS)
     os.makedirs(os.path.join(work, "pki"))
     paths = write_pki(os.path.join(work, "pki"))
     with open(os.path.join(work, "pki", "combined.pem"), "wb") as f:
@@ -652,7 +670,7 @@ def main(argv=None) -> int:
                           "warmup": args.warmup, "idle_connections": args.idle_connections,
                           "concurrency": args.concurrency, "suite": SUITE, "group": GROUP,
                           "proxy_cpu": PROXY_CPU, "loadgen_cpu": LOAD_CPU, "started": time.time(),
-                          "loadavg_start": os.getloadavg()},
+                          "loadavg_start": os.getloadavg(), "contenders": contenders, "missing": missing},
                  "runs": {}}
     summaries = {}
     started = time.monotonic()
@@ -682,7 +700,9 @@ def main(argv=None) -> int:
         raw["summary"] = summaries
         raw["meta"]["elapsed"] = time.monotonic() - started
         raw["meta"]["loadavg_end"] = os.getloadavg()
-        md = [f"## tlsfast proxy vs haproxy vs stunnel (terminate, loopback, {SUITE}, {GROUP})", "",
+        md = [f"## tlsfast proxy vs {' vs '.join(c for c in contenders if c != 'tlsfast')} "
+              f"(terminate, loopback, {SUITE}, {GROUP})", "",
+              *([f"Not installed, left out: {', '.join(missing)}.", ""] if missing else []),
               f"Proxy on CPU {PROXY_CPU}, load generator + backend on CPU {LOAD_CPU}; medians of "
               f"{args.rounds} round(s) of {args.seconds:g} s; versions: "
               + "; ".join(f"{k} {v}" for k, v in raw["meta"]["versions"].items()), "",

@@ -1,7 +1,8 @@
 """
-Load generators and plain-TCP backends for ``bench/proxy_compare.py``.
+Load generators and plain-TCP backends for ``tlsfast bench proxy``
+(:mod:`tlsfast.bench.proxy`, which starts this file by path).
 
-Every contender (tlsfast proxy, stock Twisted TLS, haproxy, stunnel) gets the
+Every contender (tlsfast proxy, stock Twisted TLS, haproxy, stunnel, hitch) gets the
 same processes from here, pinned by the caller to the other CPU:
 
     backend               plain TCP: a discard port, an echo port, a control
@@ -20,8 +21,8 @@ same processes from here, pinned by the caller to the other CPU:
 Timed clients print ``MARK start`` when the measured window starts and
 ``MARK end`` when it ends (the caller samples the proxy's CPU, the backend's
 counters and its own clock at each mark), then one JSON line ``RESULT {...}``.
-The suite and group come from ``OPENSSL_CONF`` (bench/openssl.cnf) in the
-environment; the client also refuses anything below TLS 1.3.
+The suite and group come from ``OPENSSL_CONF`` (written per run by
+:func:`tlsfast.bench.tlsconfig.write_openssl_conf`) in the environment; the client also refuses anything below TLS 1.3.
 """
 
 from __future__ import annotations
@@ -295,7 +296,7 @@ def client_rr(args) -> int:
             if t >= t_end:
                 break
             for key, _ in sel.select(1.0):
-                s = key.fileobj
+                s = key.fileobj  # type: ignore[assignment]  # registered SSLSockets only
                 st = state[s]
                 while True:
                     try:
@@ -352,12 +353,12 @@ def client_handshake(args) -> int:
         sni = args.sni.encode()
     else:
         ctx = context(args)
-        WantRead, WantWrite, TLSError = ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLError
+        WantRead, WantWrite, TLSError = ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLError  # type: ignore[assignment]
     sel = selectors.DefaultSelector()
     addr = (args.host, args.port)
     done = 0
     errors: dict[str, int] = {}
-    first_info = {}
+    first_info: dict = {}
 
     def start():
         c = _Conn()
@@ -443,7 +444,7 @@ def client_handshake(args) -> int:
     t_start = time.monotonic() + args.warmup
     t_end = t_start + args.seconds
     marked = False
-    c0 = d0 = 0
+    c0, d0 = 0.0, 0
     while True:
         t = time.monotonic()
         if not marked and t >= t_start:
