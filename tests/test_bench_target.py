@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -97,6 +100,37 @@ def test_target_that_refuses_the_parameters(echo_server):
     assert done.returncode == 1, done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("tlsfast bench: error: handshake client against target failed: ")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
+def test_handshakes_with_openssl_s_server(echo_server, tmp_path):
+    """A server that does not echo: handshakes only (connect, handshake, close)."""
+    _, ca = echo_server
+    certs = os.path.dirname(ca)  # the echo server's PKI: example.com, signed by ca.pem
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-quiet",
+                               "-cert", os.path.join(certs, "server.pem"), "-key", os.path.join(certs, "server.key")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):  # until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        out = tmp_path / "out.json"
+        done = tlsfast_bench("handshake", "--target", f"127.0.0.1:{port}", "--target-ca", ca,
+                             "--target-name", "example.com", *QUICK,
+                             "--json", str(out))
+    finally:
+        server.kill()
+        server.wait()
+    assert done.returncode == 0, done.stderr
+    [handshake] = json.loads(out.read_text())["results"]
+    assert handshake["summary"]["target"]["rate_median"] > 0
+    assert handshake["negotiated"]["target"]["version"] == "TLSv1.3"
 
 
 def test_target_errors():
