@@ -136,11 +136,6 @@ def resolve(version: str = "1.3", cipher: str = "AES-128-GCM", group: str = "x25
     return TLSParams(version, suite, openssl_group, key_type, mtls)
 
 
-def check(cipher: str, group: str) -> None:
-    """Kept for callers of the TLS 1.3-only interface: raise for a bad pair."""
-    resolve("1.3", cipher, group)
-
-
 def write_openssl_conf(directory: str, params: TLSParams) -> str:
     """Write an OPENSSL_CONF file pinning ``params``' suite and group; return its path."""
     path = os.path.join(directory, "openssl.cnf")
