@@ -133,7 +133,7 @@ def test_mlkem_runs_where_it_can(tmp_path):
     assert sorted(engine["negotiated"]) == ["c", "tlsfast", "twisted"]
     for negotiated in engine["negotiated"].values():
         assert negotiated["group"] == "X25519MLKEM768"
-    assert engine["flags"] == {}
+    assert not [why for whys in engine["flags"].values() for why in whys if why.startswith("negotiated")]
     # only loopback scenarios: nothing can run
     one_line_error(tlsfast_bench("echo", "--group", "X25519MLKEM768", *QUICK), 3, "nothing can run with")
 
@@ -165,7 +165,9 @@ def test_tls12_chacha_rsa_mtls_p256(tmp_path):
             assert negotiated["mtls"] is True, (key, stack)
             if stack != "asyncio":
                 assert negotiated["group"].split()[0] in ("secp256r1", "prime256v1", "P-256"), (key, stack)
-        assert results[key]["flags"] == {}, key
+        # no stack negotiated something else (a loaded machine may still flag noise)
+        assert not [why for whys in results[key]["flags"].values() for why in whys
+                    if why.startswith("negotiated")], key
     assert "tcp" in results["echo"]["summary"]
 
 
