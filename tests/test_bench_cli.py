@@ -324,3 +324,20 @@ def test_ctrl_c_stops_children_and_prints_what_was_measured(tmp_path):
     assert len(document["results"][0]["samples"]) >= 2
     time.sleep(0.2)
     assert _bench_processes(port) == []
+
+
+def test_bench_modules_do_not_import_tlsfast_cli():
+    """tlsfast.cli delegates to tlsfast.bench.cli; nothing under tlsfast/bench
+    imports tlsfast.cli back (the cycle of issue #15)."""
+    import ast
+    import pathlib
+
+    import tlsfast.bench
+
+    offenders = []
+    for path in pathlib.Path(tlsfast.bench.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name}: {name}" for name in names if name == "tlsfast.cli"]
+    assert offenders == []
