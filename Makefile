@@ -6,12 +6,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tlsfast-installed
 
-.PHONY: bench bench-engine bench-report bench-loopback bench-proxy docs test test-twisted asan fuzz clean
+.PHONY: bench bench-engine bench-report bench-loopback bench-proxy docs test test-matrix test-twisted asan fuzz dist clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard _ext/*.pyx _ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
+	# build-system.requires too: `pip install -e . --no-build-isolation` then rebuilds the engine in place
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		>$(VENV)/build-requires.txt
+	$(PY) -m pip install -q -r $(VENV)/build-requires.txt
+	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m tlsfast info --strict
 	touch $@
 
@@ -45,11 +49,17 @@ bench-proxy: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m sphinx -W -b html docs docs/_build/html
 
-## the whole test suite
+## the whole test suite (on $(PYTHON), 3.11 in CI), then the Python-version matrix
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q bench --benchmark-disable
 	bash tools/asan.sh
+	bash tools/matrix.sh
+
+## install + engine, Twisted-glue and examples tests on Python 3.12 and 3.13
+## (.venv-3.12, .venv-3.13; a version the machine lacks is skipped; ~1.5 min each)
+test-matrix:
+	bash tools/matrix.sh
 
 ## engine tests under AddressSanitizer (separate build in .venv-asan)
 asan:
@@ -63,5 +73,9 @@ test-twisted: $(STAMP)
 fuzz: $(STAMP)
 	TLSFAST_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/test_engine_fuzz.py
 
+## sdist + manylinux wheels for each of Python 3.11/3.12/3.13 found, into dist/
+dist:
+	bash tools/dist.sh
+
 clean:
-	rm -rf $(VENV) .venv-asan build *.egg-info tlsfast/*.so _ext/*.c
+	rm -rf $(VENV) .venv-asan .venv-3.12 .venv-3.13 .venv-dist build dist *.egg-info tlsfast/*.so _ext/*.c

@@ -5,14 +5,20 @@ tests/test_docs.py does exactly this).  Pages are MyST markdown (myst-parser);
 the API reference is autodoc of the installed package.
 """
 
+import os
+import sys
+
 import tlsfast
+
+# docs/_epytext.py, a local extension (see below).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 project = "tlsfast"
 author = "the tlsfast authors"
 copyright = "2026, the tlsfast authors"
 version = release = tlsfast.__version__
 
-extensions = ["myst_parser", "sphinx.ext.autodoc"]
+extensions = ["myst_parser", "sphinx.ext.autodoc", "_epytext"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 # Not pages of their own: docs/examples/ and docs/howto_examples/ hold
@@ -25,9 +31,21 @@ myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
-# Twisted-facing classes document themselves in Twisted's epytext dialect
-# (@param ...); autodoc shows it as text, which is fine for a reference.
+# Twisted-facing code documents itself in Twisted's epytext dialect (C{x},
+# L{x}, @param ...): _epytext rewrites each docstring autodoc reads into
+# reST (tested by tests/test_docs.py); the sources stay epytext.
 
 html_theme = "alabaster"
 html_static_path = []
 html_title = f"tlsfast {release}"
+
+
+def _withoutTypeDocstring(app, what, name, obj, options, lines):
+    # A module-level constant documented by autodata (a str) would show
+    # str's own docstring; its description is in api.rst.
+    if what == "data" and " ".join(lines).split() == (type(obj).__doc__ or "").split():
+        lines.clear()
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _withoutTypeDocstring)

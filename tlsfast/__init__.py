@@ -9,7 +9,7 @@ and, if not, why.
 
 from tlsfast._binding import BackendInfo, bind as _bind
 
-__version__ = "0.1.0"
+from tlsfast._version import __version__
 
 _INFO = _bind(__version__)
 

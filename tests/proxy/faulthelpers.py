@@ -40,6 +40,27 @@ def waitFdCount(pid: int, expected: int) -> int:
         time.sleep(0.02)
 
 
+def runningFdCount(proxy) -> int:
+    """
+    The proxy's fds once its reactor is running, for a proxy started with
+    C{--metrics 127.0.0.1:0}: its "listening" line comes before the reactor
+    runs and adds its signal waker (a pipe), so a count taken at once may
+    be short.  A scrape served proves it runs.
+    """
+    from tests.proxy.test_operations import metricsPort, scrape
+
+    scrape(metricsPort(proxy))
+    # Then the scrape's connection closes: the count that holds for a while.
+    deadline = time.monotonic() + TIMEOUT
+    counts = [fdCount(proxy.process.pid)]
+    while len(set(counts[-10:])) > 1 or len(counts) < 10:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the proxy's fd count does not settle: {counts[-10:]}")
+        time.sleep(0.02)
+        counts.append(fdCount(proxy.process.pid))
+    return counts[-1]
+
+
 def _status(pid: int, field: str) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -206,3 +227,32 @@ class AsyncEchoBackend:
     def close(self):
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(TIMEOUT)
+
+
+# -- peers that never close ------------------------------------------------------------
+
+async def silentTLSClient(port: int, context):
+    """
+    A TLS client that completes its handshake, then neither sends nor reads
+    (so it never answers the proxy's close_notify); its asyncio writer.
+    """
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="example.com",
+                                              ssl_handshake_timeout=TIMEOUT)
+    writer.transport.pause_reading()
+    return writer
+
+
+class NeverReads:
+    """
+    A handler for helpers.Backend that accepts and never reads; C{accepted}
+    is set once a connection is in.  It gives the socket back (closed) when
+    the test is over (C{release}).
+    """
+
+    def __init__(self):
+        self.accepted = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, sock):
+        self.accepted.set()
+        self.release.wait(TIMEOUT)

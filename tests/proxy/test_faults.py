@@ -19,6 +19,7 @@ import os
 import re
 import selectors
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from tests import pki
 from tests.proxy.faulthelpers import (
     AsyncEchoBackend,
     MiB,
+    NeverReads,
     StreamServer,
     clientHello,
     closeLine,
@@ -37,6 +39,8 @@ from tests.proxy.faulthelpers import (
     peakRss,
     readExactly,
     resetPeakRss,
+    runningFdCount,
+    silentTLSClient,
     streamDigest,
     vanish,
     waitFdCount,
@@ -499,3 +503,189 @@ def test_nothing_leaks_after_bursts(pems, start_proxy, backend):
     assert proxy.process.poll() is None
     assertEchoWorks(proxy, pems)
     assert rss[2] - rss[1] < 8 * MiB, f"RSS after each burst: {[r // 1024 for r in rss]} KiB"
+
+
+# -- graceful closes have a deadline (issue #12, finding 1) ----------------------------
+
+def test_idle_clients_that_never_answer_close_notify_give_their_slots_back(pems, start_proxy, backend):
+    """
+    Three TLS clients complete their handshake and go silent, never reading
+    (so never answering the close_notify of the idle timeout), holding all
+    slots of --max-connections 3: at the close deadline after the idle
+    timeout they are cut, and a fourth client, waiting in the backlog, gets
+    its handshake and is served.
+    """
+    server = backend(echo)
+    idle, close = 0.5, 1.0
+    proxy = terminate(start_proxy, pems, server.port, "--max-connections", "3", "--idle-timeout", str(idle),
+                      "--close-timeout", str(close), "--metrics", "127.0.0.1:0")
+    baseline = runningFdCount(proxy)
+    silent = [connect(proxy.port, clientContext(pems.ca)) for _ in range(3)]
+    try:
+        proxy.waitFor(r"event=max_connections")
+        started = time.monotonic()
+        fourth = connect(proxy.port, clientContext(pems.ca))  # handshakes once a slot is free
+        waited = time.monotonic() - started
+        with fourth:
+            sent, received = echoRoundTrip(fourth, 16 * 1024)
+            assert received == sent
+            fourth.unwrap()
+        closes = proxy.waitFor(r"event=close .*by=idle_timeout", 3)  # the silent ones still silent
+    finally:
+        for sock in silent:
+            sock.close()
+    assert waited < idle + close + 5, f"a slot came back after {waited:.1f} s"
+    assert all("aborted=close_deadline" in line for line in closes), "\n".join(closes)
+    assert proxy.process.poll() is None
+    assertFdsBack(proxy, baseline)
+
+
+def test_backend_that_never_reads_is_cut_at_the_close_deadline(pems, start_proxy, backend):
+    """
+    A client sends much more than the buffers hold to a backend that never
+    reads: flow control stalls the client, the idle timeout starts a close
+    that cannot flush (what the client sends meanwhile is dropped, not
+    buffered), and the close deadline aborts both sockets.
+    """
+    neverReads = NeverReads()
+    server = backend(neverReads)
+    idle, close = 0.5, 1.0
+    proxy = terminate(start_proxy, pems, server.port, "--idle-timeout", str(idle), "--close-timeout", str(close),
+                      "--metrics", "127.0.0.1:0")
+    baseline = runningFdCount(proxy)
+    outcome: dict = {}
+    try:
+        with connect(proxy.port, clientContext(pems.ca)) as sock:
+            conn = connId(proxy, sock)
+            assert neverReads.accepted.wait(TIMEOUT)
+            started = time.monotonic()
+            chunk = os.urandom(MiB)
+            sock.settimeout(idle + close + 5)
+            try:  # until the proxy cuts us (or gives up on us: a timeout)
+                while time.monotonic() - started < idle + close + 5:
+                    sock.sendall(chunk)
+            except OSError as e:
+                outcome["error"] = e
+            outcome["seconds"] = time.monotonic() - started
+        line = closeLine(proxy, conn)
+        assert "by=idle_timeout aborted=close_deadline" in line, line
+        assert isinstance(outcome.get("error"), (ConnectionError, ssl.SSLError)), outcome  # cut, not timed out
+        assert outcome["seconds"] < idle + close + 5, outcome
+        assert proxy.process.poll() is None
+        assertFdsBack(proxy, baseline)  # both sockets
+    finally:
+        neverReads.release.set()
+
+
+def test_thousand_silent_clients_give_every_slot_back(pems, start_proxy, backend):
+    """
+    1,000 TLS clients that complete their handshake and then neither send
+    nor read, against --max-connections 100 and a short idle timeout: each
+    batch is cut at its idle timeout plus the close deadline (they never
+    answer the close_notify), so every one is served its handshake in turn; afterwards all 1,000 closes are logged,
+    the open-connections gauge is back to 0, the fds are back, and a new
+    client is served.
+    """
+    from tests.proxy.test_operations import metricsPort, scrape
+
+    server = backend(echo)
+    count = 1000
+    proxy = terminate(start_proxy, pems, server.port, "--max-connections", "100", "--idle-timeout", "0.5",
+                      "--close-timeout", "0.5", "--metrics", "127.0.0.1:0", "--log-level", "info")
+    baseline = runningFdCount(proxy)
+    context = clientContext(pems.ca)
+
+    async def main():
+        connecting = asyncio.Semaphore(100)  # handshakes under way (a batch); the rest wait their turn
+
+        async def one():
+            async with connecting:
+                return await silentTLSClient(proxy.port, context)
+
+        started = time.monotonic()
+        results = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count)), return_exceptions=True),
+                                         3 * TIMEOUT)
+        seconds = time.monotonic() - started
+        # The last batch stays silent too, until the proxy has cut it.
+        closes = await asyncio.to_thread(proxy.waitFor, r"event=close ", count)
+        for writer in results:
+            if not isinstance(writer, BaseException):
+                writer.transport.abort()
+        return seconds, closes, [e for e in results if isinstance(e, BaseException)]
+
+    seconds, closes, failures = asyncio.run(main())
+    assert not failures, failures[:3]
+    assert len(closes) == count
+    assert all(" by=idle_timeout " in line for line in closes), [line for line in closes if " by=idle_timeout " not in line][:3]
+    # Each held its slot for at most the idle timeout plus the close deadline
+    # (and some scheduling): the ones that finished their handshake never
+    # answered the close_notify and were cut; a few the idle timeout caught
+    # in their handshake (the proxy had not read their Finished yet) went at once.
+    assert max(float(re.search(r"seconds=([\d.]+)", line).group(1)) for line in closes) < 0.5 + 0.5 + 5
+    assert sum("aborted=close_deadline" in line for line in closes) > count // 2
+    samples = scrape(metricsPort(proxy))
+    assert samples[("tlsfast_proxy_connections_open", frozenset({("listener", "l0")}))] == 0
+    assert samples[("tlsfast_proxy_connections_total", frozenset({("listener", "l0")}))] == count
+    assertEchoWorks(proxy, pems)
+    assert proxy.process.poll() is None
+    assertFdsBack(proxy, baseline)
+    assert seconds < 30, f"{count} silent clients took {seconds:.1f} s"
+
+
+# -- what is an error in the close line (issue #12, finding 7) ---------------------------
+
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+
+
+def _httpBackend(sock):
+    """An HTTP/1.1 server with Connection: close: answer, then close (FIN); or 'reset' mid-answer."""
+    request = b""
+    while b"\r\n\r\n" not in request:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        request += chunk
+    if request.startswith(b"GET /reset "):
+        sock.sendall(RESPONSE[:20])
+        vanish(sock)
+        return
+    sock.sendall(RESPONSE)
+
+
+def test_ordinary_closes_are_not_errors_real_ones_are(pems, start_proxy, backend):
+    """
+    An HTTP backend answers and closes; the client reads the answer and the
+    proxy's close_notify, then goes without answering it (as curl does, its
+    socket closed with the close_notify unread: a RST).  That is the
+    ordinary end of an HTTP request: the close line has no error.  A client
+    resetting mid-transfer and a backend resetting mid-answer are errors,
+    and their close lines say so.
+    """
+    streams = StreamServer()
+    http, streaming = backend(_httpBackend), backend(streams)
+    proxy = start_proxy("--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{http.port}",
+                        "--cert", pems.cert, "--key", pems.key, "--alpn", "h2,x-stream",
+                        "--alpn-route", f"x-stream=127.0.0.1:{streaming.port}")
+    for _ in range(3):
+        with connect(proxy.port, clientContext(pems.ca)) as sock:
+            conn = connId(proxy, sock)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+            assert readToEnd(sock) == RESPONSE  # ends with the proxy's close_notify
+            vanish(sock)
+        line = closeLine(proxy, conn)
+        assert " by=backend " in line and "error=" not in line, line
+
+    with connect(proxy.port, clientContext(pems.ca)) as sock:
+        conn = connId(proxy, sock)
+        sock.sendall(b"GET /reset HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        readToEnd(sock)  # (the proxy closes the client cleanly all the same)
+    line = closeLine(proxy, conn)
+    assert " by=backend " in line and "backend_error=" in line, line
+
+    with connect(proxy.port, clientContext(pems.ca, alpn=["x-stream"])) as sock:
+        conn = connId(proxy, sock)
+        sock.sendall(f"resetter {GiB}\n".encode())
+        assert readExactly(sock, MiB) == MiB
+        vanish(sock)
+    line = closeLine(proxy, conn)
+    assert " by=client " in line and " error=" in line, line

@@ -139,6 +139,24 @@ class RecordingFactory(ClientFactory):
         return p
 
 
+def countEngineConnections(testCase) -> None:
+    """
+    Count in C{testCase.engineConnections} the connections that run on the
+    tlsfast engine from now until the test's cleanup.
+    """
+    testCase.engineConnections = 0
+    original = _protocol.engineFor
+
+    def countingEngineFor(connection):
+        engine = original(connection)
+        if engine is not None:
+            testCase.engineConnections += 1
+        return engine
+
+    _protocol.engineFor = countingEngineFor
+    testCase.addCleanup(setattr, _protocol, "engineFor", original)
+
+
 class ImplementationMixin:
     """
     Runs a test class against stock Twisted (C{tlsfastInstalled = False}) or
@@ -155,17 +173,7 @@ class ImplementationMixin:
             self.assertTrue(tlsfast.twisted.install())
             self.addCleanup(tlsfast.twisted.uninstall)
         self.expectEngine = self.tlsfastInstalled
-        self.engineConnections = 0
-        original = _protocol.engineFor
-
-        def countingEngineFor(connection):
-            engine = original(connection)
-            if engine is not None:
-                self.engineConnections += 1
-            return engine
-
-        _protocol.engineFor = countingEngineFor
-        self.addCleanup(setattr, _protocol, "engineFor", original)
+        countEngineConnections(self)
         self.addCleanup(self.checkImplementation)
 
     def checkImplementation(self):

@@ -18,10 +18,13 @@ from tlsfast.options._errors import (
     NoApplicationProtocol,
 )
 from tlsfast.options._monitor import ConnectionInfo, connectionInfo
+from tlsfast.options._policy import DEFAULT_CLIENT_CIPHERS, DEFAULT_SERVER_CIPHERS
 from tlsfast.options._server import ServerOptions
 from tlsfast.options._sources import Identity, loadCertificates, loadIdentity, loadPrivateKey
 
 __all__ = [
+    "DEFAULT_CLIENT_CIPHERS",
+    "DEFAULT_SERVER_CIPHERS",
     "CertificateValidityWarning",
     "ClientOptions",
     "ConfigurationError",

@@ -21,7 +21,12 @@ from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 
 from tlsfast.options._errors import ConfigurationError
 from tlsfast.options._monitor import Monitor
-from tlsfast.options._policy import DEFAULT_MINIMUM_VERSION, Policy, checkProtocols
+from tlsfast.options._policy import (
+    DEFAULT_CLIENT_CIPHERS,
+    DEFAULT_MINIMUM_VERSION,
+    Policy,
+    checkProtocols,
+)
 from tlsfast.options._server import _SansIOProtocol, _verifyLocations
 from tlsfast.options._sources import loadIdentity
 
@@ -84,7 +89,11 @@ class ClientOptions:
     """
     TLS client options with secure defaults: the server's certificate must
     chain to a trusted CA and match C{hostname} (RFC 6125, via
-    service_identity); TLS 1.2 minimum; SNI sent for DNS names.
+    service_identity); TLS 1.2 minimum, offering for TLS 1.2 only
+    forward-secret key exchange with AEAD ciphers (Mozilla's "intermediate"
+    list, L{tlsfast.options.DEFAULT_CLIENT_CIPHERS}:
+    ECDHE, then DHE, with AES-GCM or ChaCha20-Poly1305; C{ciphers=}
+    replaces it); SNI sent for DNS names.
 
     @param hostname: the DNS name or IP address the server must prove.
     @param trustRoot: C{"platform"} (default: the system's CAs, or certifi's
@@ -122,7 +131,8 @@ class ClientOptions:
         self.hostname = hostname
         self.port = port
         self.acceptableProtocols = checkProtocols(acceptableProtocols)
-        self.policy = Policy(minimumVersion, maximumVersion, ciphers, tls13Ciphers, groups, keyLogFile)
+        self.policy = Policy(minimumVersion, maximumVersion, ciphers, tls13Ciphers, groups, keyLogFile,
+                             defaultCiphers=DEFAULT_CLIENT_CIPHERS)
         self.identity = None
         if clientCertificate is not None:
             self.identity = loadIdentity(clientCertificate, clientKey, password=password,

@@ -40,6 +40,33 @@ _VERSION_NAMES = {v: k for k, v in _VERSIONS.items()}
 #: The default minimum version.
 DEFAULT_MINIMUM_VERSION = "1.2"
 
+# TLS 1.2 suites (TLS 1.3 suites are all forward-secret AEAD already).
+# Named one by one, in Mozilla's "intermediate" order, so that the list is
+# exactly these whatever a given OpenSSL's aliases ("ECDHE+AESGCM", ...)
+# expand to.  OpenSSL's own default also admits static-RSA key exchange
+# (no forward secrecy) and CBC suites with SHA-1 MACs.
+
+#: ECDHE key exchange (ECDSA or RSA certificates) with AEAD encryption.
+ECDHE_AEAD_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
+
+#: Finite-field DHE with AEAD: the rest of Mozilla's "intermediate" list.
+DHE_AEAD_CIPHERS = (
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+)
+
+#: A server's default: ECDHE with AEAD only.  A server given DH parameters
+#: (which only DHE uses) also gets L{DHE_AEAD_CIPHERS}.
+DEFAULT_SERVER_CIPHERS = ECDHE_AEAD_CIPHERS
+
+#: A client's default: Mozilla's "intermediate" TLS 1.2 list.  A client
+#: cannot know whether its server has ECDHE, so it also offers DHE; either
+#: way the key exchange is forward-secret and the cipher an AEAD.
+DEFAULT_CLIENT_CIPHERS = f"{ECDHE_AEAD_CIPHERS}:{DHE_AEAD_CIPHERS}"
+
 
 def parseVersion(value, what: str) -> int | None:
     """
@@ -97,19 +124,24 @@ class Policy:
     Validated protocol settings, applied to each pyOpenSSL Context the
     options make.
 
+    @ivar ciphers: the TLS 1.2 cipher string: the C{ciphers} given, or else
+        C{defaultCiphers} (L{None}: OpenSSL's default).
     @ivar groups: the key-exchange group list (C{b"X25519MLKEM768:X25519"}),
         or L{None} for OpenSSL's default (which, in cryptography's OpenSSL,
         already starts with the hybrid X25519MLKEM768).
     """
 
     def __init__(self, minimumVersion=DEFAULT_MINIMUM_VERSION, maximumVersion=None,
-                 ciphers=None, tls13Ciphers=None, groups=None, keyLogFile=None):
+                 ciphers=None, tls13Ciphers=None, groups=None, keyLogFile=None,
+                 defaultCiphers: str | None = None):
         self.minimumVersion = parseVersion(minimumVersion, "minimumVersion")
         self.maximumVersion = parseVersion(maximumVersion, "maximumVersion")
         if (self.minimumVersion and self.maximumVersion
                 and self.minimumVersion > self.maximumVersion):
             raise ConfigurationError(
                 f"minimumVersion {minimumVersion!r} is above maximumVersion {maximumVersion!r}")
+        if ciphers is None:
+            ciphers = defaultCiphers
         self.ciphers = None if ciphers is None else _asBytes(ciphers, "ciphers")
         self.tls13Ciphers = None if tls13Ciphers is None else _asBytes(tls13Ciphers, "tls13Ciphers")
         self.groups = None if groups is None else _asBytes(groups, "groups")

@@ -19,6 +19,8 @@ from tlsfast.options._errors import ConfigurationError
 from tlsfast.options._monitor import Monitor
 from tlsfast.options._policy import (
     DEFAULT_MINIMUM_VERSION,
+    DEFAULT_SERVER_CIPHERS,
+    DHE_AEAD_CIPHERS,
     Policy,
     checkProtocols,
     loadDHParameters,
@@ -79,9 +81,13 @@ def _hostPattern(name: str) -> str:
 @implementer(IOpenSSLServerConnectionCreator)
 class ServerOptions:
     """
-    TLS server options with secure defaults (TLS 1.2 minimum, OpenSSL's
-    default ciphers and groups -- the hybrid post-quantum X25519MLKEM768
-    first -- session tickets and cache on).
+    TLS server options with secure defaults: TLS 1.2 minimum; for TLS 1.2
+    only forward-secret ECDHE key exchange with AEAD ciphers
+    (L{tlsfast.options.DEFAULT_SERVER_CIPHERS}:
+    C{ECDHE-{ECDSA,RSA}-{AES128-GCM,AES256-GCM,CHACHA20-POLY1305}}), plus
+    the three DHE-RSA AEAD suites when C{dhParameters} are given; OpenSSL's TLS 1.3
+    suites and groups (the hybrid post-quantum X25519MLKEM768 first);
+    session tickets and cache on.
 
     @param certificate: the server certificate (and optionally its chain and
         key): a PEM path or bytes, a C{cryptography} certificate or a list
@@ -102,7 +108,9 @@ class ServerOptions:
         allowed) to a certificate source, or to a C{(certificate, key)}
         pair; names not in it get C{certificate}.
     @param minimumVersion / maximumVersion: C{"1.2"} / C{"1.3"}.
-    @param ciphers: TLS 1.2 OpenSSL cipher string.
+    @param ciphers: TLS 1.2 OpenSSL cipher string, replacing the default
+        list above (C{"DEFAULT"} restores OpenSSL's own, which includes
+        static-RSA key exchange and CBC suites).
     @param tls13Ciphers: TLS 1.3 suites, C{"TLS_AES_128_GCM_SHA256:..."}.
     @param groups: key-exchange groups, C{"X25519MLKEM768:X25519"}.
     @param dhParameters: PEM path or bytes of DH parameters (TLS 1.2 DHE).
@@ -136,7 +144,12 @@ class ServerOptions:
                 f"clientCertificate={clientCertificate!r} needs caFile, caPath or caCertificates")
         self.clientCertificate = clientCertificate
         self.acceptableProtocols = checkProtocols(acceptableProtocols)
-        self.policy = Policy(minimumVersion, maximumVersion, ciphers, tls13Ciphers, groups, keyLogFile)
+        # DH parameters are only used by DHE suites: giving them opts in.
+        defaultCiphers = DEFAULT_SERVER_CIPHERS
+        if dhParameters is not None:
+            defaultCiphers += ":" + DHE_AEAD_CIPHERS
+        self.policy = Policy(minimumVersion, maximumVersion, ciphers, tls13Ciphers, groups, keyLogFile,
+                             defaultCiphers=defaultCiphers)
         self._trust = dict(caFile=caFile, caPath=caPath, caCertificates=caCertificates)
         self._dhParameters = dhParameters
         self._sessionTickets = sessionTickets

@@ -20,10 +20,12 @@ TLS_BACK = {"terminate": False, "originate": True, "reencrypt": True}
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_CLOSE_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTIONS = 10_000
 DEFAULT_DRAIN_TIMEOUT = 10.0
 
 CLIENT_CERT_MODES = ("none", "optional", "required")
+LOG_LEVELS = ("debug", "info", "warn", "error")
 PROXY_PROTOCOL_VERSIONS = ("v1", "v2")
 
 
@@ -92,6 +94,7 @@ class ListenerConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT  # a graceful close's deadline, then both sides are aborted
 
     def backendFor(self, serverName: str | None, alpn: str | None = None) -> tuple[str, int]:
         """
@@ -169,7 +172,7 @@ class ListenerConfig:
             raise ProxyConfigError(f"{where}: accept_proxy must be true or false, not {self.accept_proxy!r}")
         if self.max_connections < 1:
             raise ProxyConfigError(f"{where}: max-connections must be at least 1")
-        for name in ("handshake_timeout", "idle_timeout"):
+        for name in ("handshake_timeout", "idle_timeout", "close_timeout"):
             if not getattr(self, name) > 0:
                 raise ProxyConfigError(f"{where}: {name.replace('_', '-')} must be positive")
 
@@ -214,10 +217,23 @@ class ProxyConfig:
     listeners: list[ListenerConfig]
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     metrics: str | None = None  # HOST:PORT for Prometheus scrapes
+    # Process settings, read at start (flags override them; a reload keeps them).
+    workers: int = 1
+    log_level: str = "info"
+    user: str | None = None  # drop root to this user after binding
+    group: str | None = None  # ... and this group (default: the user's)
 
     def check(self) -> None:
         if not self.listeners:
             raise ProxyConfigError("no listener configured")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ProxyConfigError(f"workers must be a whole number, at least 1, not {self.workers!r}")
+        if self.log_level not in LOG_LEVELS:
+            raise ProxyConfigError(f"log-level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        for name in ("user", "group"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ProxyConfigError(f"{name} must be a user or group name, not {value!r}")
         self.metricsAddress = parseAddress(self.metrics, "metrics address") if self.metrics else None
         if not self.drain_timeout >= 0:
             raise ProxyConfigError("drain-timeout must not be negative")
@@ -231,6 +247,7 @@ class ProxyConfig:
 
 
 _LISTENER_KEYS = {f.name for f in fields(ListenerConfig)}
+_PROCESS_KEYS = ("workers", "log_level", "user", "group")
 
 
 def loadToml(path: str) -> ProxyConfig:
@@ -253,7 +270,7 @@ def loadToml(path: str) -> ProxyConfig:
         raise ProxyConfigError(f"cannot read config file {path!r}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ProxyConfigError(f"config file {path!r}: {e}") from None
-    unknown = set(document) - {"listener", "drain_timeout", "metrics"}
+    unknown = set(document) - {"listener", "drain_timeout", "metrics", *_PROCESS_KEYS}
     if unknown:
         raise ProxyConfigError(f"config file {path!r}: unknown key(s) {', '.join(sorted(unknown))}")
     tables = document.get("listener", [])
@@ -269,4 +286,5 @@ def loadToml(path: str) -> ProxyConfig:
             if required not in table:
                 raise ProxyConfigError(f"config file {path!r}: listener {index}: {required!r} is missing")
         listeners.append(ListenerConfig(**table))
-    return ProxyConfig(listeners, document.get("drain_timeout", DEFAULT_DRAIN_TIMEOUT), document.get("metrics"))
+    return ProxyConfig(listeners, document.get("drain_timeout", DEFAULT_DRAIN_TIMEOUT), document.get("metrics"),
+                       **{key: document[key] for key in _PROCESS_KEYS if key in document})

@@ -11,8 +11,8 @@ import sys
 import warnings
 
 from tlsfast.proxy._config import (CLIENT_CERT_MODES, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
-                                   DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, MODES,
-                                   PROXY_PROTOCOL_VERSIONS, ListenerConfig, ProxyConfig, ProxyConfigError,
+                                   DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, LOG_LEVELS,
+                                   MODES, PROXY_PROTOCOL_VERSIONS, ListenerConfig, ProxyConfig, ProxyConfigError,
                                    loadToml)
 from tlsfast.proxy._log import Logger
 
@@ -28,9 +28,13 @@ docs/proxy.md).  Log lines (logfmt) go to stderr; each names its listener
 and connection (conn=N).  SIGTERM or SIGINT: stop accepting, let open
 connections finish for up to --drain-timeout seconds, then close them.
 SIGHUP: read the configuration and certificates again; established
-connections are kept.  --metrics HOST:PORT serves Prometheus metrics.
+connections are kept.  --metrics HOST:PORT serves Prometheus metrics at
+/metrics and /healthz (503 once draining).  --check: check the
+configuration and certificates, then exit.  --user: drop root after
+binding.  With NOTIFY_SOCKET set, systemd is told READY/RELOADING/STOPPING.
 
-exit status: 0 stopped by a signal, 2 bad configuration, 3 cannot listen.
+exit status: 0 stopped by a signal (--check: all good), 2 bad
+configuration, 3 cannot listen.
 """
 
 EXIT_CONFIG, EXIT_LISTEN = 2, 3
@@ -87,13 +91,22 @@ def addParser(commands) -> None:
                        help=f"seconds for a TLS handshake or backend connect (default {DEFAULT_HANDSHAKE_TIMEOUT:g})")
     proxy.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
                        help=f"close a connection idle this long, seconds (default {DEFAULT_IDLE_TIMEOUT:g})")
+    proxy.add_argument("--close-timeout", type=float, default=DEFAULT_CLOSE_TIMEOUT,
+                       help="seconds a closing connection may take to flush and get the peer's close_notify, "
+                            f"then it is cut (default {DEFAULT_CLOSE_TIMEOUT:g})")
     proxy.add_argument("--metrics", metavar="HOST:PORT",
-                       help="serve Prometheus metrics here (with --workers: port + worker index)")
-    proxy.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="serve Prometheus metrics (/metrics) and /healthz here (one port for all workers)")
+    proxy.add_argument("--workers", type=int, default=None, metavar="N",
                        help="N processes sharing each listening port (SO_REUSEPORT), default 1")
-    proxy.add_argument("--log-level", choices=("debug", "info", "warn", "error"), default="info",
+    proxy.add_argument("--log-level", choices=LOG_LEVELS, default=None,
                        help="info (default): one line per connection, at its close; debug adds "
                             "accept, handshake and backend_ready lines")
+    proxy.add_argument("--user", metavar="NAME",
+                       help="started as root: become this user once the ports are open")
+    proxy.add_argument("--group", metavar="NAME", help="... and this group (default: the user's)")
+    proxy.add_argument("--check", action="store_true",
+                       help="check the configuration and its certificates, print the problems (or OK) "
+                            "and exit 0 or 2 without listening")
     proxy.add_argument("--drain-timeout", type=float, default=None,
                        help=f"on SIGTERM, seconds to let connections finish (default {DEFAULT_DRAIN_TIMEOUT:g})")
     proxy.set_defaults(run=run)
@@ -117,6 +130,17 @@ def _pairs(values, flag, shape):
 
 def configFromArgs(args: argparse.Namespace) -> ProxyConfig:
     """The checked configuration, from --config or from the flags."""
+    config = uncheckedConfigFromArgs(args)
+    config.check()
+    return config
+
+
+# Process settings: a flag overrides the TOML key of the same name.
+_PROCESS_FLAGS = ("workers", "log_level", "user", "group")
+
+
+def uncheckedConfigFromArgs(args: argparse.Namespace) -> ProxyConfig:
+    """The configuration from --config or from the flags, before L{ProxyConfig.check}."""
     if args.config:
         given = [flag for flag in _LISTENER_FLAGS if getattr(args, flag) not in (None, [], "", "1.2")]
         if given:
@@ -136,44 +160,62 @@ def configFromArgs(args: argparse.Namespace) -> ProxyConfig:
             min_version=args.min_version, ciphers=args.ciphers, tls13_ciphers=args.tls13_ciphers,
             groups=args.groups, proxy_protocol=args.proxy_protocol, accept_proxy=bool(args.accept_proxy),
             max_connections=args.max_connections, handshake_timeout=args.handshake_timeout,
-            idle_timeout=args.idle_timeout)])
+            idle_timeout=args.idle_timeout, close_timeout=args.close_timeout)])
     if args.drain_timeout is not None:
         config.drain_timeout = args.drain_timeout
     if args.metrics is not None:
         config.metrics = args.metrics
-    config.check()
+    if args.workers is not None and args.workers < 1:
+        raise ProxyConfigError("--workers must be at least 1")
+    for name in _PROCESS_FLAGS:
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
     return config
 
 
 def run(args: argparse.Namespace) -> int:
-    log = Logger(level=args.log_level)
+    if args.check:
+        from tlsfast.proxy._check import check
+
+        return check(args)
+    from tlsfast.proxy._privileges import resolveIdentity
+
     try:
         config = configFromArgs(args)
-        if args.workers < 1:
-            raise ProxyConfigError("--workers must be at least 1")
+        identity = resolveIdentity(config.user, config.group)
     except ProxyConfigError as e:
         print(f"tlsfast proxy: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    log = Logger(level=config.log_level)
 
     def loadConfig():  # for SIGHUP: the same flags, files read again
         return configFromArgs(args)
 
-    if args.workers == 1:
-        return serve(config, log, loadConfig)
+    from tlsfast.proxy._sdnotify import Notifier
+
+    notifier = Notifier()
+    if config.workers == 1:
+        return serve(config, log, loadConfig, identity=identity, notifier=notifier)
     from tlsfast.proxy._workers import supervise
 
-    return supervise(config, log, args.workers,
-                     lambda index, config, log: serve(config, log, loadConfig, worker=index),
-                     args.log_level)
+    def serveWorker(index, config, log, readiness, token):
+        return serve(config, log, loadConfig, worker=index, identity=identity, notifier=readiness,
+                     workerGroup=(token, index, config.workers))
+
+    return supervise(config, log, config.workers, serveWorker, config.log_level, notifier)
 
 
-def serve(config: ProxyConfig, log: Logger, loadConfig=None, reactor=None, worker: int | None = None) -> int:
+def serve(config: ProxyConfig, log: Logger, loadConfig=None, reactor=None, worker: int | None = None,
+          identity=None, notifier=None, workerGroup: tuple[str, int, int] | None = None) -> int:
     """
     Build every listener (TLS options checked), listen, run until SIGTERM or
     SIGINT; SIGHUP reloads (C{loadConfig} returns the new configuration).
     C{worker}: this process's index among C{--workers}; its listening
-    sockets are shared (SO_REUSEPORT) and its metrics port is the
-    configured one plus the index.
+    sockets are shared (SO_REUSEPORT), and so is the metrics port, which
+    answers for the whole group (C{workerGroup}: token, index, count).
+    C{identity}: who to become once every socket is open (C{--user}).
+    C{notifier}: told when ready, reloading and stopping (sd_notify, or the
+    supervisor of the workers).
     """
     import signal
 
@@ -196,14 +238,10 @@ def serve(config: ProxyConfig, log: Logger, loadConfig=None, reactor=None, worke
     globalLogBeginner.beginLoggingTo([twistedObserver(log)], redirectStandardIO=False)
 
     from tlsfast.proxy._server import ListenError, ProxyServer
+    from tlsfast.proxy._workers import FORWARDED_SIGNALS
 
-    labels = None
-    if worker is not None:
-        labels = {"worker": str(worker)}
-        if config.metricsAddress is not None and config.metricsAddress[1]:
-            host, port = config.metricsAddress
-            config.metricsAddress = (host, port + worker)
-    server = ProxyServer(config, reactor, log, loadConfig, reusePort=worker is not None, metricsLabels=labels)
+    server = ProxyServer(config, reactor, log, loadConfig, reusePort=worker is not None, notifier=notifier,
+                         workerGroup=workerGroup)
     try:
         server.build()
     except ConfigurationError as e:
@@ -214,6 +252,16 @@ def serve(config: ProxyConfig, log: Logger, loadConfig=None, reactor=None, worke
     except ListenError as e:
         print(f"tlsfast proxy: error: {e}", file=sys.stderr)
         return EXIT_LISTEN
+    if identity is not None:
+        from tlsfast.proxy._privileges import dropPrivileges
+
+        try:
+            dropPrivileges(identity)
+        except OSError as e:
+            print(f"tlsfast proxy: error: cannot become user {identity.user}: {e.strerror or e}", file=sys.stderr)
+            return EXIT_CONFIG
+        log("info", "privileges_dropped", user=identity.user, group=identity.group, uid=identity.uid,
+            gid=identity.gid)
 
     if not accelerated:  # logged once the configuration is known to be good
         log("warn", "not_accelerated", reason="; ".join(tlsfast.backend_info().problems) or "disabled",
@@ -221,6 +269,15 @@ def serve(config: ProxyConfig, log: Logger, loadConfig=None, reactor=None, worke
     reactor.addSystemEventTrigger("before", "shutdown", server.drain)
     # Twisted installs the SIGINT/SIGTERM handlers that stop it; SIGHUP is ours.
     signal.signal(signal.SIGHUP, lambda signum, frame: reactor.callFromThread(server.reload))
+
+    def started() -> None:
+        # Twisted's handlers are in place now ("after startup"): a worker's
+        # signals, blocked since before its fork, may be delivered.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+        log.flush()
+        server.notifier.ready()
+
+    reactor.addSystemEventTrigger("after", "startup", started)
     log.flushEachTurn(reactor)
     # Everything alive now (modules, classes, configuration) lives as long as
     # the process: move it out of the collector's view, so the full

@@ -70,11 +70,15 @@ def backendErrorReason(reason) -> str:
 
 
 class ProxyCollector:
-    """A prometheus_client collector over the process's listeners."""
+    """
+    A prometheus_client collector over one process's L{ProxyServer}: its
+    listeners' counters, the expiry of the certificates they present, and
+    the outcome of reloads.  It reads state the reactor mutates, so it is
+    collected on the reactor thread (L{MetricsResource}).
+    """
 
-    def __init__(self, listeners, constantLabels: dict[str, str] | None = None):
-        self.listeners = listeners  # a callable returning the current Listener objects
-        self.constant = dict(constantLabels or {})
+    def __init__(self, server):
+        self.server = server
 
     def describe(self):
         return []  # collected on demand; nothing to check at registration
@@ -82,9 +86,7 @@ class ProxyCollector:
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        extra = list(self.constant)
-        extraValues = [self.constant[k] for k in extra]
-        base = ["listener", *extra]
+        base = ["listener"]
         families = {
             "open": GaugeMetricFamily("tlsfast_proxy_connections_open",
                                       "Client connections open now", labels=base),
@@ -104,9 +106,13 @@ class ProxyCollector:
             "bytes": CounterMetricFamily("tlsfast_proxy_bytes",
                                          "Plaintext bytes relayed, by direction",
                                          labels=[*base, "direction"]),
+            "expiry": GaugeMetricFamily("tlsfast_proxy_certificate_expiry_timestamp_seconds",
+                                        "When each certificate a listener presents expires (Unix time), "
+                                        "as loaded at start or at the last reload",
+                                        labels=[*base, "certificate"]),
         }
-        for listener in self.listeners():
-            stats, name = listener.stats, [listener.config.name, *extraValues]
+        for listener in self.server.allListeners():
+            stats, name = listener.stats, [listener.config.name]
             fromClients, fromBackends = stats.closedBytesFromClients, stats.closedBytesFromBackends
             for connection in list(listener.connections):
                 fromClients += connection.bytesIn
@@ -123,21 +129,22 @@ class ProxyCollector:
                 families["closes"].add_metric([*name, by], count)
             families["bytes"].add_metric([*name, "client_to_backend"], fromClients)
             families["bytes"].add_metric([*name, "backend_to_client"], fromBackends)
+        for listener in self.server.listeners:  # retired ones present nothing to new clients
+            for path, expiry in sorted(self.server.certificateExpiry.get(listener.config.name, {}).items()):
+                families["expiry"].add_metric([listener.config.name, path], expiry)
+        reloads = CounterMetricFamily("tlsfast_proxy_reloads", "Reloads (SIGHUP), by result",
+                                      labels=["result"])
+        for result in ("success", "failure"):
+            reloads.add_metric([result], self.server.reloads[result])
         yield from families.values()
+        yield reloads
 
 
-def serveMetrics(reactor, address: tuple[str, int], listeners, constantLabels=None):
-    """
-    Listen on C{address} for Prometheus scrapes (any path): this process's
-    proxy metrics plus the standard process metrics (CPU, memory, fds).
-    Returns the listening port.
-    """
+def processRegistry(server):
+    """This process's proxy metrics plus the standard process metrics (CPU, memory, fds)."""
     from prometheus_client import CollectorRegistry, ProcessCollector
-    from prometheus_client.twisted import MetricsResource
-    from twisted.web.server import Site
 
     registry = CollectorRegistry()
-    registry.register(ProxyCollector(listeners, constantLabels))
+    registry.register(ProxyCollector(server))
     ProcessCollector(registry=registry)
-    host, port = address
-    return reactor.listenTCP(port, Site(MetricsResource(registry=registry)), interface=host)
+    return registry

@@ -5,8 +5,10 @@ connection (L{Backend}), plaintext in the middle.
 Theory of operation
 ===================
 
-    accept --(TLS front: handshake done)--> connect backend --(TLS back:
-    handshake done)--> relaying --(either side lost)--> closing --> closed
+The connection's life (states, events, the one close reason, deadlines) is
+the table in L{tlsfast.proxy._lifecycle}.  The classes here are its
+adapters: L{Frontend} owns the L{Lifecycle}; its Twisted callbacks, and
+its L{Backend}'s, become events; it performs the actions that come back.
 
 - The backend is dialled only once the client's TLS handshake is complete
   (a client that sends garbage, or never finishes, never costs a backend
@@ -21,15 +23,16 @@ Theory of operation
   finished sending, not receiving.  The end of stream is passed on (a FIN
   to a plain peer, a close_notify to a TLS one, after what is buffered) and
   the other direction keeps flowing, so an C{nc -N}-style client still gets
-  its response.  A side is closed once both its directions have ended.
-  Twisted's TLS closes the whole connection on a close_notify, so a TLS
-  side has no half-close: its end is C{connectionLost}.
-- Close: when either side is lost, the other is unregistered as producer
+  its response.  Twisted's TLS closes the whole connection on a
+  close_notify, so a TLS side has no half-close: its end is C{connectionLost}.
+- Close: when a side is lost, the other is unregistered as producer
   (Twisted's TLS waits for that before it sends close_notify) and closed
-  with C{loseConnection}, which flushes what is buffered first.  Producer
-  C{stopProducing} is deliberately a no-op: Twisted calls it when a
-  transport dies, and closing the peer there would skip the TLS
-  close_notify.
+  with C{loseConnection}, which flushes what is buffered first; its
+  reading is resumed so that the peer's own close is seen, and what it
+  sends meanwhile is dropped.  The close deadline (C{close_timeout}) aborts
+  both sides of a close that does not finish.  Producer C{stopProducing} is
+  deliberately a no-op: Twisted calls it when a transport dies, and
+  closing the peer there would skip the TLS close_notify.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from cryptography.x509.oid import NameOID
 from tlsfast.options import ClientOptions, ServerOptions, connectionInfo
 from tlsfast.proxy._eager import abort as abortTransport
 from tlsfast.proxy._eager import connectTCP as eagerConnectTCP
+from tlsfast.proxy._lifecycle import Action, Event, Lifecycle, Reason
 from tlsfast.proxy._metrics import ListenerStats, backendErrorReason, handshakeFailureReason
 from tlsfast.proxy._proxyheader import ClientTLS, headerV1, headerV2
 
@@ -84,6 +88,10 @@ def _address(address) -> str:
     return _hostPort((getattr(address, "host", "?"), getattr(address, "port", 0)))
 
 
+def _discard(data: bytes) -> None:
+    pass  # what a side sends before it is wired to its peer, or after: nowhere to go
+
+
 def _writer(transport):
     """
     How to relay to C{transport}: tlsfast's TLS transports can send at once
@@ -95,28 +103,34 @@ def _writer(transport):
 
 @implementer(IPushProducer, IHalfCloseableProtocol)
 class _Side(Protocol):
-    """What both sides share: byte counts, half-close, being the other's producer."""
+    """
+    What both sides share: byte counts, being the other's producer, and the
+    two ways of ending one side.  Their events go to the L{Frontend}'s
+    lifecycle, which decides.
+    """
 
     peer: "_Side | None" = None
-    closed = False
     isTLS = False
-    readEnded = False  # this side's peer sent FIN: nothing more to relay from it
-    writeEnded = False  # we passed an end of stream on to this side's peer
 
     def __init__(self):
         self.bytesIn = 0
+        self.lastActivity = 0.0
+        self.toPeer = _discard
+
+    def _isOpen(self) -> bool:
+        raise NotImplementedError()
 
     # IPushProducer, for the other side's transport.
     def pauseProducing(self):
-        if not self.closed:
+        if self._isOpen():
             self.transport.pauseProducing()
 
     def resumeProducing(self):
-        if not self.closed:
+        if self._isOpen():
             self.transport.resumeProducing()
 
     def stopProducing(self):
-        pass  # see the module docstring: closing is connectionLost's job
+        pass  # see the module docstring: closing is the lifecycle's job
 
     def _wire(self, other: "_Side") -> None:
         self.peer, other.peer = other, self
@@ -124,61 +138,71 @@ class _Side(Protocol):
         self.transport.registerProducer(other, True)
         other.transport.registerProducer(self, True)
 
-    # IHalfCloseableProtocol: only plain TCP transports call these.
-    def readConnectionLost(self):
-        self.readEnded = True
-        if self.writeEnded:
-            self.transport.loseConnection()
-        elif self.peer is not None:
-            self.peer.transport.unregisterProducer()  # nothing more comes from us
-            self.peer._endWrites()
-        # else: still connecting; backendReady passes the end on
-
     def writeConnectionLost(self):
-        pass  # our FIN is out; readConnectionLost or connectionLost finishes
+        pass  # our FIN is out; the peer's FIN or connectionLost finishes
 
     def _endWrites(self) -> None:
         """No more bytes for this side: FIN (plain) or close_notify (TLS), after the buffer."""
-        if self.closed or self.writeEnded:
-            return
-        self.writeEnded = True
         self.transport.unregisterProducer()  # the ended side produced for us
-        if self.readEnded or self.isTLS:
-            # TLS: Twisted's loseConnection sends close_notify and goes on
+        if self.isTLS:
+            # Twisted's loseConnection sends close_notify and goes on
             # reading until the peer's own close_notify, which is the
             # half-close TLS offers.
             self.transport.loseConnection()
         else:
             self.transport.loseWriteConnection()
 
-    def _closePeer(self) -> None:
-        peer = self.peer
-        if peer is not None and not peer.closed:
-            peer.transport.unregisterProducer()  # a no-op when none is registered
-            peer.transport.loseConnection()
+    def _close(self) -> None:
+        """
+        Close after what is buffered.  Reading is resumed (it may have been
+        paused for flow control or while dialling): a TLS peer's reply to our
+        close_notify, or a plain peer's RST, must be seen; what it sends
+        meanwhile is dropped.
+        """
+        self.toPeer = _discard  # what it sends from now on is not relayed (nor buffered)
+        self.transport.unregisterProducer()  # a no-op when none is registered
+        self.transport.resumeProducing()
+        self.transport.loseConnection()
 
 
 class Frontend(_Side):
-    """A client connection: dials the backend and relays to it."""
+    """
+    A client connection: dials the backend and relays to it.  It owns the
+    connection's L{Lifecycle}: its own and its backend's Twisted callbacks
+    become events, and it performs the actions the lifecycle returns.
+    """
 
     def __init__(self, listener: "Listener"):
         super().__init__()
         self.listener = listener
         self.id = next(_connectionIds)
-        self.pending: list[bytes] | None = []
+        self.lifecycle = Lifecycle()
+        self.pending: list[bytes] | None = []  # from the client, until the backend is ready
         self.backendConnector = None
         self.backendAddress = listener.config.backendAddress
         self.idleTimer = None
-        self.lastActivity = 0.0
-        self.reason = None  # why we closed, if we did
+        self.deadline = None  # the armed deadline (a DelayedCall) ...
+        self.deadlineEvent: Event | None = None  # ... and the event it sends
+        self.drainAt = 0.0
         self.clientCertificateSubject = self.clientCertificateCN = None
         self.tlsInfo = None  # the client's TLS, once its handshake is done
-        self.backendError = None  # how the backend connection ended, if not cleanly
+        self.clientError = None  # how the client connection ended, if on its own
+        self.backendError = None  # how the backend connection ended, if on its own and not cleanly
         self.clientAddress = None
         self.opened = 0.0
 
     def log(self, level, event, **fields):
         self.listener.log(level, event, listener=self.listener.config.name, conn=self.id, **fields)
+
+    def _isOpen(self) -> bool:
+        return self.lifecycle.clientOpen
+
+    def _handle(self, event: Event, failure: Failure | None = None) -> None:
+        """Give C{event} to the lifecycle; perform what it says."""
+        for action in self.lifecycle.handle(event):
+            _PERFORM[action](self, failure)
+
+    # -- Twisted's callbacks, and the backend's, as events ---------------------
 
     def connectionMade(self):
         _setNoDelay(self.transport)
@@ -188,13 +212,7 @@ class Frontend(_Side):
             self.log("debug", "accept", client=self.clientAddress)
         self.lastActivity = self.opened = self.listener.reactor.seconds()
         self.idleTimer = self.listener.reactor.callLater(self.listener.config.idle_timeout, self._idleCheck)
-        if not self.listener.tlsFront:
-            self._dialBackend()
-
-    def _dialBackend(self):
-        # Reading resumes once the backend is ready (backendReady).
-        self.transport.pauseProducing()
-        self.backendConnector = self.listener.connectBackend(self)
+        self._handle(Event.ACCEPT_TLS if self.listener.tlsFront else Event.ACCEPT_PLAIN)
 
     def dataReceived(self, data):
         self.bytesIn += len(data)
@@ -204,50 +222,19 @@ class Frontend(_Side):
         else:
             self.toPeer(data)
 
+    def readConnectionLost(self):
+        self._handle(Event.CLIENT_FIN)
+
+    def connectionLost(self, reason):
+        self._handle(Event.CLIENT_LOST, reason)
+
     def backendReady(self, backend: "Backend") -> None:
-        if self.closed:
-            backend.transport.loseConnection()
-            return
-        backend.frontend = self
-        pending, self.pending = self.pending, None
-        if pending:
-            backend.transport.write(b"".join(pending))
-        self._wire(backend)
-        if self.listener.log.debugEnabled:
-            info = connectionInfo(backend.transport) if self.listener.tlsBack else None
-            self.log("debug", "backend_ready", backend=_hostPort(self.backendAddress),
-                     tls_version=info.version if info else None, alpn=info.alpn if info else None)
-        if self.readEnded:  # the client half-closed while we were connecting
-            backend._endWrites()
-        else:
-            self.transport.resumeProducing()
+        self.peer = backend
+        self._handle(Event.BACKEND_READY)
 
     def backendFailed(self, reason) -> None:
         """The backend could not be reached (or its TLS handshake failed)."""
-        if self.closed or self.reason is not None:  # we gave up on it ourselves
-            return
-        self.reason = "backend_failed"
-        why = backendErrorReason(reason)
-        self.listener.stats.backendErrors[why] += 1
-        self.log("warn", "backend_failed", backend=_hostPort(self.backendAddress), reason=why,
-                 error=_reasonText(reason))
-        self._closeUnrelayed()
-
-    def _closeUnrelayed(self) -> None:
-        """
-        Close a client whose backend never became ready.  Its reading was
-        paused while we dialled: resume it, or the client's own close (or
-        close_notify reply) would go unseen and the connection would linger.
-        A client that does not answer our close_notify is cut after the
-        handshake timeout.
-        """
-        self.transport.resumeProducing()
-        self.transport.loseConnection()
-        self.listener.reactor.callLater(self.listener.config.handshake_timeout, self._abortIfOpen)
-
-    def _abortIfOpen(self) -> None:
-        if not self.closed:
-            abortTransport(self.transport)
+        self._handle(Event.BACKEND_FAILED, reason)
 
     def _idleCheck(self):
         self.idleTimer = None
@@ -257,46 +244,127 @@ class Frontend(_Side):
         if remaining > 0:
             self.idleTimer = self.listener.reactor.callLater(remaining, self._idleCheck)
             return
-        self.reason = "idle_timeout"
         self.log("info", "idle_timeout", seconds=self.listener.config.idle_timeout)
-        self.shutdown()
+        self._handle(Event.IDLE_TIMEOUT)
 
-    def shutdown(self):
-        """Close both sides (flushing first)."""
-        if self.peer is not None:
-            self.peer.transport.unregisterProducer()
-            self.transport.unregisterProducer()
-            self.peer.transport.loseConnection()
-        elif self.backendConnector is not None:
-            self.backendConnector.disconnect()
-            self._closeUnrelayed()
-            return
-        self.transport.loseConnection()
+    def drain(self, deadline: float) -> None:
+        """SIGTERM: this connection may finish until C{deadline} (reactor time), then it is aborted."""
+        self.drainAt = deadline
+        self._handle(Event.DRAIN)
 
-    def connectionLost(self, reason):
-        self.closed = True
+    def _deadlineExpired(self) -> None:
+        self.deadline = None
+        self._handle(self.deadlineEvent)
+
+    # -- the actions ------------------------------------------------------------
+
+    def _dial(self, failure) -> None:
+        # Reading resumes once the backend is ready (RELAY).
+        self.transport.pauseProducing()
+        self.backendConnector = self.listener.connectBackend(self)
+
+    def _cancelDial(self, failure) -> None:
+        self.backendConnector.disconnect()  # its failure (BACKEND_FAILED) follows
+
+    def _relay(self, failure) -> None:
+        backend = self.peer
+        backend.frontend = self
+        pending, self.pending = self.pending, None
+        if pending:
+            backend.transport.write(b"".join(pending))
+        self._wire(backend)
+        if self.listener.log.debugEnabled:
+            info = connectionInfo(backend.transport) if self.listener.tlsBack else None
+            self.log("debug", "backend_ready", backend=_hostPort(self.backendAddress),
+                     tls_version=info.version if info else None, alpn=info.alpn if info else None)
+
+    def _resumeClient(self, failure) -> None:
+        self.transport.resumeProducing()
+
+    def _endClientWrites(self, failure) -> None:
+        self._endWrites()
+
+    def _endBackendWrites(self, failure) -> None:
+        self.peer._endWrites()
+
+    def _closeClient(self, failure) -> None:
+        self.pending = None  # nothing more goes to a backend from here
+        self._close()
+
+    def _closeBackend(self, failure) -> None:
+        self.peer._close()
+
+    def _reportBackendFailed(self, failure) -> None:
+        why = backendErrorReason(failure)
+        self.listener.stats.backendErrors[why] += 1
+        self.log("warn", "backend_failed", backend=_hostPort(self.backendAddress), reason=why,
+                 error=_reasonText(failure))
+
+    def _noteClientError(self, failure) -> None:
+        self.clientError = failure
+
+    def _noteBackendError(self, failure) -> None:
+        # (A TLS 1.3 backend refusing our client certificate says so only
+        # now, after its handshake looked complete.)
+        self.backendError = _closeError(failure)
+
+    def _stopIdleTimer(self) -> None:
         if self.idleTimer is not None and self.idleTimer.active():
             self.idleTimer.cancel()
         self.idleTimer = None
-        if self.peer is None and self.backendConnector is not None and self.reason is None:
-            self.backendConnector.disconnect()  # still dialling: give up
-        self._closePeer()
+
+    def _arm(self, delay: float, event: Event) -> None:
+        """The deadline: C{event} after C{delay} seconds, unless one is armed sooner."""
+        reactor = self.listener.reactor
+        if self.deadline is not None:
+            if self.deadline.getTime() <= reactor.seconds() + delay:
+                return
+            self.deadline.cancel()
+        self.deadlineEvent = event
+        self.deadline = reactor.callLater(max(delay, 0.0), self._deadlineExpired)
+
+    def _armCloseDeadline(self, failure) -> None:
+        self._stopIdleTimer()  # the close deadline replaces it
+        self._arm(self.listener.config.close_timeout, Event.CLOSE_DEADLINE)
+
+    def _armDrainDeadline(self, failure) -> None:
+        self._arm(self.drainAt - self.listener.reactor.seconds(), Event.DRAIN_DEADLINE)
+
+    def _abort(self, failure) -> None:
+        self._stopIdleTimer()
+        if self.lifecycle.clientOpen:
+            abortTransport(self.transport)
+        if self.peer is not None:
+            if self.lifecycle.backendOpen:
+                abortTransport(self.peer.transport)
+        elif self.backendConnector is not None:
+            _abortDial(self.backendConnector)
+
+    def _finish(self, failure) -> None:
+        """Both sides are gone: the slot back, the counters, the one close line."""
+        self._stopIdleTimer()
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
         self.listener.connectionClosed(self)
-        failure = None
-        if self.reason is None and self.listener.tlsFront and self.pending is not None and self.backendConnector is None:
-            self.reason = "handshake_failed"  # the backend is only dialled after the handshake
-            info = connectionInfo(self.transport)
-            failure = handshakeFailureReason(reason, info is not None and info.handshakeTimedOut)
-            self.listener.stats.handshakeFailures[failure] += 1
-        by = self.reason or "client"
-        fromBackend = self.peer.bytesIn if self.peer else 0
+        by = self.lifecycle.reason
         stats = self.listener.stats
+        handshakeFailure = None
+        if by == Reason.HANDSHAKE_FAILED:
+            info = connectionInfo(self.transport)
+            handshakeFailure = handshakeFailureReason(self.clientError,
+                                                      info is not None and info.handshakeTimedOut)
+            stats.handshakeFailures[handshakeFailure] += 1
+        fromBackend = self.peer.bytesIn if self.peer else 0
         stats.closes[by] += 1
         stats.closedBytesFromClients += self.bytesIn
         stats.closedBytesFromBackends += fromBackend
         # The one line per connection at the default level: what it was, how it ended.
         tls = self.tlsInfo
-        self.log("info", "close", by=by, failure=failure, error=_closeError(reason), client=self.clientAddress,
+        aborted = self.lifecycle.aborted
+        self.log("info", "close", by=by, aborted=aborted, failure=handshakeFailure,
+                 error=_closeError(self.clientError) if self.clientError is not None else None,
+                 client=self.clientAddress,
                  sni=tls.serverName if tls else None, tls_version=tls.version if tls else None,
                  cipher=tls.cipher if tls else None, alpn=tls.alpn if tls else None,
                  resumed=tls.resumed if tls else None, client_cert=self.clientCertificateSubject,
@@ -304,6 +372,34 @@ class Frontend(_Side):
                  backend_error=self.backendError,
                  seconds=f"{self.listener.reactor.seconds() - self.opened:.3f}",
                  bytes_from_client=self.bytesIn, bytes_from_backend=fromBackend)
+
+
+_PERFORM = {
+    Action.DIAL: Frontend._dial,
+    Action.CANCEL_DIAL: Frontend._cancelDial,
+    Action.RELAY: Frontend._relay,
+    Action.RESUME_CLIENT: Frontend._resumeClient,
+    Action.END_CLIENT_WRITES: Frontend._endClientWrites,
+    Action.END_BACKEND_WRITES: Frontend._endBackendWrites,
+    Action.CLOSE_CLIENT: Frontend._closeClient,
+    Action.CLOSE_BACKEND: Frontend._closeBackend,
+    Action.REPORT_BACKEND_FAILED: Frontend._reportBackendFailed,
+    Action.NOTE_CLIENT_ERROR: Frontend._noteClientError,
+    Action.NOTE_BACKEND_ERROR: Frontend._noteBackendError,
+    Action.ARM_CLOSE_DEADLINE: Frontend._armCloseDeadline,
+    Action.ARM_DRAIN_DEADLINE: Frontend._armDrainDeadline,
+    Action.ABORT: Frontend._abort,
+    Action.FINISH: Frontend._finish,
+}
+assert set(_PERFORM) == set(Action), "every action of the lifecycle is performed"
+
+
+def _abortDial(connector) -> None:
+    """Give up on a backend connection under way at once, sending nothing more."""
+    if connector.state == "connecting":
+        connector.stopConnecting()  # its failure (BACKEND_FAILED) follows
+    elif connector.transport is not None:
+        connector.transport.abortConnection()
 
 
 def _closeError(reason) -> str | None:
@@ -319,8 +415,9 @@ class Backend(_Side):
         super().__init__()
         self.frontend = frontend
         self.tls = tls
-        self.isReady = False
-        self.lastActivity = 0.0
+
+    def _isOpen(self) -> bool:
+        return self.frontend.peer is self and self.frontend.lifecycle.backendOpen
 
     def connectionMade(self):
         _setNoDelay(self.transport)
@@ -328,7 +425,6 @@ class Backend(_Side):
             self._ready()
 
     def _ready(self):
-        self.isReady = True
         self.lastActivity = self.frontend.listener.reactor.seconds()
         self.frontend.backendReady(self)
 
@@ -338,21 +434,13 @@ class Backend(_Side):
         self.toPeer(data)
 
     def readConnectionLost(self):
-        if self.frontend.reason is None:
-            self.frontend.reason = "backend"  # it finished first
-        super().readConnectionLost()
+        self.frontend._handle(Event.BACKEND_FIN)
 
     def connectionLost(self, reason):
-        self.closed = True
-        if not self.isReady:
+        if self.frontend.peer is self:
+            self.frontend._handle(Event.BACKEND_LOST, reason)
+        else:  # lost before it was ready
             self.frontend.backendFailed(reason)
-            return
-        if self.frontend.reason is None and not self.frontend.closed:
-            self.frontend.reason = "backend"
-        # (A TLS 1.3 backend refusing our client certificate says so only
-        # now, after its handshake looked complete.)
-        self.frontend.backendError = _closeError(reason)
-        self._closePeer()
 
 
 @implementer(IHandshakeListener)
@@ -385,7 +473,7 @@ class TLSFrontend(Frontend):
             self.log("debug", "handshake", tls_version=info.version, cipher=info.cipher,
                      sni=info.serverName, alpn=info.alpn, resumed=info.resumed,
                      client_cert=self.clientCertificateSubject)
-        self._dialBackend()
+        self._handle(Event.HANDSHAKE_DONE)
 
 
 class _HeaderFirstFactory(ClientFactory):

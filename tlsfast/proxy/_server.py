@@ -13,12 +13,17 @@ own).  A failed reload changes nothing and says why in the log.
 from __future__ import annotations
 
 import socket
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from twisted.internet import defer
 
 from tlsfast.options import ConfigurationError
-from tlsfast.proxy._config import ProxyConfigError
 from tlsfast.proxy import _eager
+from tlsfast.proxy._certificates import expiryTimestamps
+from tlsfast.proxy._config import ProxyConfigError
 from tlsfast.proxy._eager import useEagerServers
 from tlsfast.proxy._relay import Listener, ListenerTLS
 
@@ -60,24 +65,69 @@ def _sameSocket(old: Listener, config) -> bool:
     host, port = config.listenAddress
     oldHost, oldPort = old.config.listenAddress
     bound = old.port.getHost().port if old.port is not None else None
-    return (host == oldHost and port in (oldPort, bound) and old.config.mode == config.mode
+    # Port 0 ("any") is satisfied by whatever port the socket has: with --workers, the
+    # supervisor has replaced the 0 of the first configuration by the port it reserved.
+    return (host == oldHost and port in (0, oldPort, bound) and old.config.mode == config.mode
             and old.config.accept_proxy == config.accept_proxy)
 
 
-class ProxyServer:
-    """The listeners of one process and what happens to them over its life."""
+class _NoNotifier:
+    """Where nobody waits for readiness (no service manager, no supervisor)."""
 
-    def __init__(self, config, reactor, log, loadConfig=None, reusePort=False, metricsLabels=None):
+    def ready(self) -> None:
+        pass
+
+    def reloading(self) -> None:
+        pass
+
+    def stopping(self) -> None:
+        pass
+
+
+# The life of a proxy process as /healthz reports it: event -> {state: next state}.
+STARTING, SERVING, DRAINING = "starting", "serving", "draining"
+_TRANSITIONS = {
+    "listening": {STARTING: SERVING},
+    "drain": {STARTING: DRAINING, SERVING: DRAINING},
+}
+
+
+class ProxyServer:
+    """
+    The listeners of one process and what happens to them over its life.
+
+    C{notifier} is told when the process is ready, reloading and stopping
+    (systemd's sd_notify, or the C{--workers} supervisor).  C{workerGroup}
+    is C{(token, index, count)} for a worker of C{--workers}: its metrics
+    endpoint answers for the whole group (see L{_metricsendpoint}).
+    """
+
+    def __init__(self, config, reactor, log, loadConfig=None, reusePort=False, notifier=None,
+                 workerGroup: tuple[str, int, int] | None = None):
         self.config = config
         self.reactor = reactor
         self.log = log
         self.loadConfig = loadConfig  # () -> checked ProxyConfig, for reload
         self.reusePort = reusePort
-        self.metricsLabels = metricsLabels
+        self.notifier = notifier or _NoNotifier()
+        self.workerGroup = workerGroup
+        self.state = STARTING
         self.listeners: list[Listener] = []
         self.retired: list[Listener] = []  # removed by a reload, connections still open
-        self.metricsPort = None
+        self.metricsPort: Any = None  # an IListeningPort
+        self.peerPort: Any = None  # --workers: where the other workers read this one's samples
         self.reloading = False
+        self.reloadAgain = False  # a SIGHUP came during a reload: read the files once more after it
+        self.reloads: Counter = Counter()  # "success" / "failure" -> count
+        self.certificateExpiry: dict[str, dict[str, float]] = {}  # listener -> certificate file -> expiry
+
+    def _transition(self, event: str) -> None:
+        self.state = _TRANSITIONS[event].get(self.state, self.state)
+
+    @property
+    def accepting(self) -> bool:
+        """What /healthz answers: are the listeners up?"""
+        return self.state == SERVING
 
     # -- start --------------------------------------------------------------------
 
@@ -88,28 +138,45 @@ class ProxyServer:
                 self.listeners.append(Listener(listenerConfig, self.reactor, self.log))
             except ConfigurationError as e:
                 raise ConfigurationError(f"listener {listenerConfig.name}: {e}") from None
+            self.certificateExpiry[listenerConfig.name] = expiryTimestamps(listenerConfig)
 
     def listen(self, accelerated: bool) -> None:
         """Open the metrics endpoint, then every listening socket (raises ListenError)."""
         if self.config.metricsAddress is not None:  # first: a failure here leaves nothing half-started
-            from tlsfast.proxy._metrics import serveMetrics
-            from twisted.internet.error import CannotListenError
-
-            try:
-                self.metricsPort = serveMetrics(self.reactor, self.config.metricsAddress, self.allListeners,
-                                                self.metricsLabels)
-            except CannotListenError as e:
-                why = getattr(e.socketError, "strerror", None) or e.socketError
-                raise ListenError(f"metrics: cannot listen on {self.config.metrics}: {why}") from None
+            self._listenMetrics()
         for listener in self.listeners:
             try:
                 self._listen(listener, accelerated)
             except ListenError:
                 self.stopListening()
+                self._stopMetrics()
                 raise
+        self._transition("listening")
         if self.metricsPort is not None:
             address = self.metricsPort.getHost()
             self.log("info", "metrics", address=f"{address.host}:{address.port}")
+
+    def _listenMetrics(self) -> None:
+        from tlsfast.proxy import _metricsendpoint as endpoint
+        from tlsfast.proxy._metrics import processRegistry
+
+        registry = processRegistry(self)
+        exposition: Callable[[], bytes | defer.Deferred] = partial(endpoint.registryText, registry)
+        if self.workerGroup is not None:
+            token, index, count = self.workerGroup
+            exposition = partial(endpoint.gatherWorkerSamples, self.reactor, registry, token, index, count)
+        site = endpoint.metricsSite(exposition, lambda: self.accepting)
+        try:
+            self.metricsPort = listenSocket(self.reactor, self.config.metricsAddress, site, self.reusePort)
+        except ListenError as e:
+            raise ListenError(f"metrics: cannot listen on {self.config.metrics}: {e}") from None
+        if self.workerGroup is not None:
+            from twisted.internet.error import CannotListenError
+
+            try:
+                self.peerPort = endpoint.servePeerSamples(self.reactor, token, index, registry)
+            except CannotListenError as e:  # the group's endpoint goes on without this worker's samples
+                self.log("warn", "metrics_peer_failed", error=str(e.socketError))
 
     def _listen(self, listener: Listener, accelerated: bool) -> None:
         try:
@@ -130,27 +197,44 @@ class ProxyServer:
 
     def stopListening(self) -> list:
         """Stop accepting everywhere; the Deferreds fire once the sockets are closed."""
-        stopped = []
+        stopped: list[defer.Deferred] = []
         for listener in self.listeners:
             listener.stopping = True
             if listener.port is not None:
                 stopped.append(defer.maybeDeferred(listener.port.stopListening))
-        if self.metricsPort is not None:
-            stopped.append(defer.maybeDeferred(self.metricsPort.stopListening))
-            self.metricsPort = None
         return stopped
+
+    def _stopMetrics(self) -> None:
+        for port in (self.metricsPort, self.peerPort):
+            if port is not None:
+                port.stopListening()
+        self.metricsPort = self.peerPort = None
 
     # -- reload (SIGHUP) -------------------------------------------------------------
 
     @defer.inlineCallbacks
     def reload(self):
-        if self.loadConfig is None or self.reloading:
+        """
+        Read the configuration again (SIGHUP).  One that arrives during a
+        reload is not lost: the files are read once more after it.
+        """
+        if self.loadConfig is None:
+            return
+        if self.reloading:
+            self.reloadAgain = True
             return
         self.reloading = True
+        self.notifier.reloading()
         try:
-            yield self._reload()
+            while True:
+                self.reloadAgain = False
+                yield self._reload()
+                if not self.reloadAgain:
+                    break
         finally:
             self.reloading = False
+            self.log.flush()  # what the reload did is in the log before anyone hears it is done
+            self.notifier.ready()
 
     @defer.inlineCallbacks
     def _reload(self):
@@ -165,6 +249,7 @@ class ProxyServer:
                     raise ProxyConfigError(f"listener {listenerConfig.name}: {e}") from None
         except ProxyConfigError as e:
             self.log("error", "reload_failed", error=str(e), note="the previous configuration stays")
+            self.reloads["failure"] += 1
             return
         import tlsfast
 
@@ -188,23 +273,32 @@ class ProxyServer:
             self.log("info", "listener_stopped", listener=listener.config.name,
                      open_connections=len(listener.connections))
         self.retired += [listener for listener in removed if listener.connections]
-        started = []
+        started, failed = [], False
         for listener in added:
             try:
                 self._listen(listener, tlsfast.ACCELERATED)
                 started.append(listener)
             except ListenError as e:
                 self.log("error", "reload_failed", error=str(e))
+                failed = True
         self.listeners = kept + started
         self.config = config
+        self.certificateExpiry = {listener.config.name: expiryTimestamps(listener.config)
+                                  for listener in self.listeners}
+        self.reloads["failure" if failed else "success"] += 1
         self.log("info", "reloaded", updated=",".join(updated) or None,
-                 added=",".join(l.config.name for l in started) or None,
-                 removed=",".join(l.config.name for l in removed) or None)
+                 added=",".join(listener.config.name for listener in started) or None,
+                 removed=",".join(listener.config.name for listener in removed) or None)
 
     # -- drain (SIGTERM) ----------------------------------------------------------------
 
     def drain(self):
-        """Stop accepting, wait for open connections up to the deadline, then cut them."""
+        """
+        Stop accepting, wait for open connections up to the deadline, then
+        cut them.  The metrics endpoint stays up meanwhile (/healthz: 503).
+        """
+        self._transition("drain")
+        self.notifier.stopping()
         self.stopListening()
         listeners = self.allListeners()
         for listener in listeners:
@@ -217,23 +311,23 @@ class ProxyServer:
         self.log("info", "draining", connections=len(openConnections()), timeout=self.config.drain_timeout)
         done = defer.Deferred()
         deadline = self.reactor.seconds() + self.config.drain_timeout
-        self.aborted = 0
+        for connection in openConnections():
+            connection.drain(deadline)  # each aborts itself at the deadline (its lifecycle's DRAIN_DEADLINE)
+        self.aborted = None
 
         def check():
             remaining = openConnections()
-            if not remaining:
-                done.callback(None)
-            elif self.reactor.seconds() >= deadline:
+            now = self.reactor.seconds()
+            if now >= deadline and self.aborted is None:
                 self.aborted = len(remaining)
-                self.log("warn", "drain_timeout", aborting=len(remaining))
-                for connection in remaining:
-                    connection.reason = "shutdown"
-                    _eager.abort(connection.transport)
-                    if connection.peer is not None:
-                        _eager.abort(connection.peer.transport)
-                self.reactor.callLater(0, done.callback, None)
+                if remaining:
+                    self.log("warn", "drain_timeout", aborting=len(remaining))
+            # Aborted connections are gone a reactor turn later; the grace is for a bug not to hang shutdown.
+            if not remaining or now >= deadline + 1.0:
+                self.aborted = self.aborted or 0
+                done.callback(None)
             else:
-                self.reactor.callLater(min(0.05, max(deadline - self.reactor.seconds(), 0)), check)
+                self.reactor.callLater(min(0.05, max(deadline - now, 0.01)), check)
 
         check()
         return done

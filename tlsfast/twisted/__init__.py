@@ -15,8 +15,10 @@ Afterwards every Twisted TLS entry point -- C{reactor.listenSSL} /
 C{connectSSL}, C{SSL4ServerEndpoint} / C{SSL4ClientEndpoint}, C{ssl:} and
 C{tls:} endpoint strings, C{wrapClientTLS}, C{wrapServerTLS}, the SNI
 endpoint, C{ITLSTransport.startTLS} and the HTTPS C{Agent} -- runs its TLS
-records through the compiled engine.  C{uninstall()} restores Twisted's
-classes.
+records through the compiled engine.  Call it before listening: a TLS port
+already listening keeps stock Twisted TLS until it is restarted, and
+C{install()} names such ports in a L{StockListenersWarning}.
+C{uninstall()} restores Twisted's classes.
 
 Without patching anything, use the classes directly (L{TLSMemoryBIOFactory},
 L{BufferingTLSTransport}, L{TLSMemoryBIOProtocol}) or L{wrapClientTLS} /
@@ -34,6 +36,7 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 
 import tlsfast
 from tlsfast.twisted._alpn import installALPNFix, uninstallALPNFix
+from tlsfast.twisted._listeners import StockListenersWarning, warnStockListeners
 from tlsfast.twisted._protocol import (
     BufferingTLSTransport,
     StockBufferingTLSTransport,
@@ -95,6 +98,11 @@ def install() -> bool:
     """
     Make every Twisted TLS entry point use tlsfast.  Idempotent.
 
+    Call it before the reactor listens: TLS ports that are listening already
+    keep stock Twisted TLS until restarted, and a L{StockListenersWarning}
+    names them (later listeners, outgoing connections and
+    C{startTLS} all use tlsfast).
+
     @return: C{True} if tlsfast is now in use; C{False} (after one
         L{TLSFastUnavailableWarning}) if the engine cannot load here, in which
         case Twisted is left untouched.
@@ -118,6 +126,9 @@ def install() -> bool:
     _rebind(_REPLACEMENTS)
     installALPNFix()
     _installed = True
+    # Only a reactor already imported can have listeners; importing it here
+    # would choose the reactor for the application.
+    warnStockListeners(sys.modules.get("twisted.internet.reactor"), stacklevel=2)
     return True
 
 
@@ -179,6 +190,7 @@ class _ServerEndpoint:
 
 __all__ = [
     "BufferingTLSTransport",
+    "StockListenersWarning",
     "TLSFastUnavailableWarning",
     "TLSMemoryBIOFactory",
     "TLSMemoryBIOProtocol",
