@@ -30,9 +30,9 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _add_bench(commands) -> None:
-    from tlsfast.bench.cli import addParser
+    from tlsfast.bench.cli import add_parser
 
-    addParser(commands)
+    add_parser(commands)
 
 
 # ---------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def test_bench_proxy_arguments():
     done = subprocess.run([sys.executable, "-m", "tlsfast", "bench", "proxy", "--contenders", "tlsfast,nginx"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.strip() == ("tlsfast bench proxy: error: unknown contender 'nginx' "
+    assert done.stderr.strip() == ("tlsfast bench proxy: error: argument --contenders: unknown contender 'nginx' "
                                    "(choose from tlsfast, stock, haproxy, stunnel, hitch)")
     # make bench-proxy's script is the same command
     done = subprocess.run([sys.executable, "bench/proxy_compare.py", "--help"], cwd=ROOT, capture_output=True,

@@ -1,7 +1,7 @@
 """
 The ``tlsfast bench`` command line: argument parsing, the progress display
 and what a run prints.  :mod:`tlsfast.cli` only registers the subcommand
-(:func:`addParser`) and hands it the arguments; nothing here imports
+(:func:`add_parser`) and hands it the arguments; nothing here imports
 :mod:`tlsfast.cli`.
 """
 
@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 from tlsfast._cliutil import (
     EXIT_FAILED,
@@ -54,7 +55,7 @@ PROFILES = {
 SUMMARY = "loopback and in-memory benchmarks: tlsfast vs Twisted vs asyncio vs C"
 
 
-def _runParser() -> OneLineParser:
+def _run_parser() -> OneLineParser:
     """``tlsfast bench [SCENARIO ...] [options]``: measure."""
     from tlsfast.bench.runner import EXTRA_SCENARIOS, SCENARIOS, STACKS
     from tlsfast.bench.tlsconfig import CIPHERS, GROUPS, KEY_TYPES, TLS_VERSIONS
@@ -235,7 +236,7 @@ def _settings(args):
                 raise Unavailable(f"port {port} on 127.0.0.1 is in use "
                                   f"(--port {args.port} needs ports {args.port}-{args.port + servers - 1})")
     if args.plot:
-        _needMatplotlib("--plot")
+        _need_matplotlib("--plot")
     cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     return Settings(
         scenarios=scenarios, stacks=stacks, reps=args.reps, seconds=args.seconds, size=args.size,
@@ -386,21 +387,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 
-def addParser(commands) -> None:
-    """
-    Register ``bench`` with the ``tlsfast`` subcommands.
-
-    The entry takes every argument verbatim (no prefix characters, so
-    ``--quick`` is an ordinary word to it) and :func:`run` parses them:
-    ``bench`` has actions of its own (``compare``, ``plot``) next to its
-    optional list of scenarios, which one argparse parser cannot express.
-    """
-    entry = commands.add_parser("bench", help=SUMMARY, add_help=False, prefix_chars="\0")
-    entry.add_argument("bench_argv", nargs="*")
-    entry.set_defaults(run=run)
-
-
-def _needMatplotlib(option: str) -> None:
+def _need_matplotlib(option: str) -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -416,17 +403,22 @@ def _load(path: str):
         raise UsageError(str(e)) from None
 
 
-def _compare(argv: list[str]) -> int:
-    """``tlsfast bench compare A.json B.json``."""
-    from rich.console import Console
-
-    from tlsfast.bench import compare, report
+def _compare_parser() -> OneLineParser:
+    from tlsfast.bench import compare
 
     parser = OneLineParser(prog="tlsfast bench compare", description=compare.__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("before", metavar="A.json", help="the reference run (tlsfast bench --json)")
     parser.add_argument("after", metavar="B.json", help="the run to compare with it")
-    options = parser.parse_args(argv)
+    return parser
+
+
+def _compare(options: argparse.Namespace) -> int:
+    """``tlsfast bench compare A.json B.json``."""
+    from rich.console import Console
+
+    from tlsfast.bench import compare, report
+
     doc_a, results_a = _load(options.before)
     doc_b, results_b = _load(options.after)
     rows = compare.compare(results_a, results_b)
@@ -440,20 +432,22 @@ def _compare(argv: list[str]) -> int:
                    if name not in ("loadavg",)]
         if changed:
             console.print(f"[bold]note[/]: A and B differ in {section}: {', '.join(changed)}", highlight=False)
-    table = report.comparison_table(rows)
-    console.print(table)
+    console.print(report.comparison_table(rows))
     return 0
 
 
-def _plot(argv: list[str]) -> int:
-    """``tlsfast bench plot A.json``: draw a saved run again."""
-    from tlsfast.bench import report
-
+def _plot_parser() -> OneLineParser:
     parser = OneLineParser(prog="tlsfast bench plot", description="Draw a saved run (tlsfast bench --json) again.")
     parser.add_argument("document", metavar="A.json", help="a run saved with tlsfast bench --json")
     parser.add_argument("-o", "--output", metavar="FILE.png", help="where to draw it (default: A.png)")
-    options = parser.parse_args(argv)
-    _needMatplotlib("tlsfast bench plot")
+    return parser
+
+
+def _plot(options: argparse.Namespace) -> int:
+    """``tlsfast bench plot A.json``: draw a saved run again."""
+    from tlsfast.bench import report
+
+    _need_matplotlib("tlsfast bench plot")
     doc, results = _load(options.document)
     output = options.output or os.path.splitext(options.document)[0] + ".png"
     results = [result for result in results if result.samples]
@@ -467,36 +461,81 @@ def _plot(argv: list[str]) -> int:
     return 0
 
 
-def _proxy(argv: list[str]) -> int:
+def _proxy_parser() -> OneLineParser:
+    from tlsfast.bench import proxy
+
+    return proxy.parser()
+
+
+def _proxy(options: argparse.Namespace) -> int:
     """``tlsfast bench proxy``: the proxy comparison (tlsfast.bench.proxy)."""
     from tlsfast.bench import proxy
 
-    return proxy.main(argv)
+    return proxy.run(options)
 
 
-ACTIONS = {"compare": _compare, "plot": _plot, "proxy": _proxy}
+# tlsfast bench ACTION ...: (its parser, what it does with the parsed options)
+ACTIONS: dict[str, tuple[Callable[[], OneLineParser], Callable[[argparse.Namespace], int]]] = {
+    "compare": (_compare_parser, _compare),
+    "plot": (_plot_parser, _plot),
+    "proxy": (_proxy_parser, _proxy),
+}
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """``tlsfast bench``'s arguments: an action's, or a run's (``action`` None).
+    Exits as argparse does on --help (status 0) and bad arguments (2)."""
+    if argv and argv[0] in ACTIONS:
+        options = ACTIONS[argv[0]][0]().parse_args(argv[1:])
+        options.action = argv[0]
+    else:
+        options = _run_parser().parse_args(argv)
+        options.action = None
+    options.argv = argv
+    return options
+
+
+class _ParseBench(argparse.Action):
+    """Takes ``bench``'s arguments verbatim and parses them at once, so that
+    --help and bad arguments are answered while ``tlsfast`` parses, as for the
+    other subcommands."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        namespace.bench = parse(list(values))  # type: ignore[arg-type]
+
+
+def add_parser(commands) -> None:
+    """
+    Register ``bench`` with the ``tlsfast`` subcommands.
+
+    The entry takes every argument verbatim (no prefix characters, so
+    ``--quick`` is an ordinary word to it) and :func:`parse` reads them:
+    ``bench`` has actions of its own (``compare``, ``plot``, ``proxy``) next to
+    its optional list of scenarios, which one argparse parser cannot express.
+    """
+    entry = commands.add_parser("bench", help=SUMMARY, add_help=False, prefix_chars="\0")
+    entry.add_argument("bench_argv", nargs="*", action=_ParseBench)
+    entry.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Parse ``tlsfast bench``'s arguments and do what they ask."""
-    argv = list(args.bench_argv)
-    if argv and argv[0] in ACTIONS:
-        try:
-            return ACTIONS[argv[0]](argv[1:])
-        except UsageError as e:
-            print(f"tlsfast bench {argv[0]}: error: {e}", file=sys.stderr)
-            return EXIT_USAGE
-        except Unavailable as e:
-            print(f"tlsfast bench {argv[0]}: error: {e}", file=sys.stderr)
-            return EXIT_UNAVAILABLE
-        except OSError as e:
-            print(f"tlsfast bench {argv[0]}: error: cannot write output: {e}", file=sys.stderr)
-            return EXIT_FAILED
-    options = _runParser().parse_args(argv)
-    options.argv = argv
-    return _bench(options)
+    """Do what ``tlsfast bench``'s arguments (parsed by :func:`add_parser`'s entry) ask."""
+    options = args.bench
+    if options.action is None:
+        return _bench(options)
+    try:
+        return ACTIONS[options.action][1](options)
+    except UsageError as e:
+        print(f"tlsfast bench {options.action}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except Unavailable as e:
+        print(f"tlsfast bench {options.action}: error: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except OSError as e:
+        print(f"tlsfast bench {options.action}: error: cannot write output: {e}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def main(argv: list[str] | None = None) -> int:
     """``tlsfast bench ARGS``, without the other subcommands."""
-    return run(argparse.Namespace(bench_argv=sys.argv[1:] if argv is None else list(argv)))
+    return run(argparse.Namespace(bench=parse(sys.argv[1:] if argv is None else list(argv))))

@@ -40,7 +40,7 @@ import sys
 import time
 
 from tlsfast.bench.client import describe_stdlib, pin_stdlib
-from tlsfast.bench.tlsconfig import TLSParams, addArguments, describe_pyopenssl, fromArguments, pin_context
+from tlsfast.bench.tlsconfig import TLSParams, add_arguments, describe_pyopenssl, from_arguments, pin_context
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -412,9 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=None, help="stop starting rounds after this long")
     parser.add_argument("--rebuild-every", type=int, default=5)
-    addArguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(argv)
-    pki = Pki(args.certs, fromArguments(args))
+    pki = Pki(args.certs, from_arguments(args))
     measure(pki, [int(s) for s in args.sizes.split(",")], args.contenders.split(","),
             args.rounds, args.seconds, args.rebuild_every)
     return 0

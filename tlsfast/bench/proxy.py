@@ -619,15 +619,29 @@ def profile(work: str, args, directory: str) -> str:
 
 # ------------------------------------------------------------ main
 
-def main(argv=None) -> int:
+def _names(what: str, allowed: tuple[str, ...]):
+    """An argparse type: a comma-separated list of ``allowed`` names, duplicates dropped."""
+    def names(text: str) -> list[str]:
+        chosen = list(dict.fromkeys(name for name in text.split(",") if name))
+        for name in chosen:
+            if name not in allowed:
+                raise argparse.ArgumentTypeError(f"unknown {what} {name!r} (choose from {', '.join(allowed)})")
+        return chosen
+    return names
+
+
+def parser() -> OneLineParser:
+    """``tlsfast bench proxy``'s options."""
     p = OneLineParser(prog="tlsfast bench proxy", description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=2.0, help="measured seconds per run (after --warmup)")
     p.add_argument("--warmup", type=float, default=0.5)
     p.add_argument("--quick", action="store_true", help="smoke check: 1 round, 0.5 s, 200 idle connections")
-    p.add_argument("--contenders", default=",".join(CONTENDERS))
-    p.add_argument("--scenarios", default=",".join(SCENARIOS))
+    p.add_argument("--contenders", type=_names("contender", CONTENDERS), default=list(CONTENDERS),
+                   help=f"comma-separated, from {', '.join(CONTENDERS)} (default: all installed)")
+    p.add_argument("--scenarios", type=_names("scenario", SCENARIOS), default=list(SCENARIOS),
+                   help=f"comma-separated, from {', '.join(SCENARIOS)} (default: all)")
     p.add_argument("--concurrency", type=int, default=16, help="concurrent handshakes")
     p.add_argument("--idle-connections", type=int, default=1000)
     p.add_argument("--idle-rounds", type=int, default=3, help="rounds for idle (it varies little; default 3)")
@@ -635,16 +649,21 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--profile", metavar="DIR", help="also profile the tlsfast proxy under cProfile")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    return run(parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the comparison ``args`` (from :func:`parser`) ask for."""
     if args.quick:
         args.rounds, args.seconds, args.warmup, args.idle_connections = 1, 0.5, 0.2, 200
     args.bulk_connections = {"bulk1": 1, "bulk16": 16}
     args.rr_connections = {"rr1": 1, "rr16": 16}
 
-    contenders = list(dict.fromkeys(c for c in args.contenders.split(",") if c))
-    for c in contenders:
-        if c not in CONTENDERS:
-            p.error(f"unknown contender {c!r} (choose from {', '.join(CONTENDERS)})")
+    contenders = args.contenders
     missing = [c for c in contenders if not available(c)]
     if missing:
         log(f"not installed, left out: {', '.join(missing)}")
@@ -652,10 +671,7 @@ def main(argv=None) -> int:
     if not contenders:
         log("tlsfast bench proxy: error: none of the contenders is installed")
         return 3
-    scenarios = [s for s in args.scenarios.split(",") if s]
-    for s in scenarios:
-        if s not in SCENARIOS:
-            p.error(f"unknown scenario {s}")
+    scenarios = args.scenarios
     if (os.cpu_count() or 1) < 2:
         log("warning: fewer than 2 CPUs; proxy and load generator share one")
 

@@ -92,7 +92,7 @@ def _twisted_server(args) -> None:
         if args.stack == "tcp":
             port = reactor.listenTCP(args.port, factory, backlog=1024, interface="127.0.0.1")
         else:
-            from tlsfast.bench.tlsconfig import ConfigError, fromArguments, pin_context
+            from tlsfast.bench.tlsconfig import ConfigError, from_arguments, pin_context
 
             with open(os.path.join(args.certs, "server.pem"), "rb") as f:
                 chain = f.read()
@@ -108,7 +108,7 @@ def _twisted_server(args) -> None:
                 privateKey=certificate.privateKey.original, certificate=certificate.original,
                 enableSessions=True, enableSessionTickets=True, **verify)
             try:
-                pin_context(options.getContext(), fromArguments(args))  # the context is cached
+                pin_context(options.getContext(), from_arguments(args))  # the context is cached
             except ConfigError as e:
                 _fail(str(e))
             port = reactor.listenSSL(args.port, factory, options, backlog=1024, interface="127.0.0.1")
@@ -183,14 +183,14 @@ def _asyncio_server(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from tlsfast.bench.tlsconfig import addArguments
+    from tlsfast.bench.tlsconfig import add_arguments
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--stack", required=True, choices=STACKS)
     parser.add_argument("--scenario", required=True, choices=["echo", "sink", "idle"])
     parser.add_argument("--certs", required=True)
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
-    addArguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     if args.stack in ("asyncio", "uvloop"):
         _asyncio_server(args)

@@ -68,7 +68,7 @@ class TLSParams:
         return f"TLSv{self.version}"
 
     def arguments(self) -> list[str]:
-        """This parameter set on a child's command line (see :func:`addArguments`)."""
+        """This parameter set on a child's command line (see :func:`add_arguments`)."""
         return (["--tls-version", self.version, "--cipher", self.cipher, "--group", self.group,
                  "--key-type", self.key_type] + (["--mtls"] if self.mtls else []))
 
@@ -80,7 +80,7 @@ class TLSParams:
         return asdict(self)
 
 
-def addArguments(parser) -> None:
+def add_arguments(parser) -> None:
     """The options a child process takes for :meth:`TLSParams.arguments`."""
     parser.add_argument("--tls-version", choices=TLS_VERSIONS, default="1.3")
     parser.add_argument("--cipher", default=DEFAULT_CIPHER)
@@ -89,7 +89,7 @@ def addArguments(parser) -> None:
     parser.add_argument("--mtls", action="store_true")
 
 
-def fromArguments(args) -> TLSParams:
+def from_arguments(args) -> TLSParams:
     return TLSParams(args.tls_version, args.cipher, args.group, args.key_type, args.mtls)
 
 
