@@ -5,6 +5,8 @@ or plain TCP costing more than TLS.  Synthetic results, no processes.
 
 from __future__ import annotations
 
+import math
+
 from tlsfast.bench import noise, report
 from tlsfast.bench.runner import Result, Sample
 
@@ -62,6 +64,11 @@ def test_plain_tcp_slower_than_tls_is_implausible():
     costly = _result(twisted=STEADY, tcp=[(300.0, 60.0), (300.0, 60.0), (300.0, 60.0)])
     noise.mark([costly])
     assert costly.flags == {"tcp": ["implausible: plain TCP used more CPU per op than twisted"]}
+
+
+def test_a_target_is_no_reference_for_plain_tcp():
+    result = _result("echo", tcp=STEADY, target=[(300.0, math.nan), (310.0, math.nan), (305.0, math.nan)])
+    assert noise.mark([result]) == [] and result.flags == {}
 
 
 def test_unpinned_run_says_so():
