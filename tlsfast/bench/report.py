@@ -410,7 +410,7 @@ def comparison_table(rows):
         cpu_verdict, rate_verdict = row.verdicts()
         rate = row.rate
         table.add_row(row.key, row.stack, number(row.cpu.median_a), number(row.cpu.median_b),
-                      f"{row.cpu.ratio:.2f}×", cpu_verdict,
+                      _ratio(row.cpu.ratio), cpu_verdict,
                       number(rate.median_a) if rate else "", number(rate.median_b) if rate else "",
-                      f"{rate.ratio:.2f}×" if rate else "", rate_verdict)
+                      _ratio(rate.ratio) if rate else "", rate_verdict)
     return table
