@@ -11,6 +11,12 @@ Benchmark configuration.
   re-executed once with it set.  Smoke runs (``--benchmark-disable``) and
   TLSFAST_BENCH_NO_REEXEC=1 skip that; the stdlib benchmark records the suite
   it negotiated in ``extra_info`` and warns when it is not the pinned one.
+* Timed runs save their pytest-benchmark JSON (``--benchmark-autosave``, in
+  ``.benchmarks/``) unless told where (``--benchmark-save``,
+  ``--benchmark-json``), so that ``--benchmark-compare`` can diff a change
+  against an earlier run (docs/benchmarks.md, "Compare a change against
+  main"); the saved machine info names both OpenSSL builds, OPENSSL_CONF and
+  whether the engine was accelerated.
 """
 
 import os
@@ -25,6 +31,7 @@ OPENSSL_CNF = os.path.join(HERE, "openssl.cnf")
 
 
 def pytest_configure(config):
+    _autosave(config)
     if (
         "OPENSSL_CONF" in os.environ
         or os.environ.get("TLSFAST_BENCH_NO_REEXEC")
@@ -41,3 +48,27 @@ def pytest_configure(config):
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+def _autosave(config) -> None:
+    """Save timed runs' JSON, as --benchmark-autosave does, unless the command line chose."""
+    if not hasattr(config.option, "benchmark_autosave"):  # pytest-benchmark not installed / disabled
+        return
+    option = config.option
+    if option.benchmark_disable or option.benchmark_save or option.benchmark_json or option.benchmark_autosave:
+        return
+    option.benchmark_autosave = True
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """What else makes two saved runs comparable: the TLS libraries and their pinning."""
+    import ssl
+
+    from cryptography.hazmat.backends.openssl import backend
+
+    import tlsfast
+
+    machine_info["tlsfast"] = {
+        "accelerated": tlsfast.ACCELERATED, "openssl_bundled": backend.openssl_version_text(),
+        "openssl_stdlib": ssl.OPENSSL_VERSION, "OPENSSL_CONF": os.environ.get("OPENSSL_CONF"),
+    }

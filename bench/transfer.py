@@ -37,7 +37,7 @@ from OpenSSL import SSL
 
 from tlsfast.bench import engine as contenders
 from tlsfast.bench.certs import write_pki
-from tlsfast.bench.tlsconfig import DEFAULT_CIPHER, DEFAULT_GROUP
+from tlsfast.bench.tlsconfig import DEFAULT_CIPHER, DEFAULT_GROUP, TLSParams
 
 SUITE = DEFAULT_CIPHER
 GROUP = DEFAULT_GROUP.encode()
@@ -65,7 +65,7 @@ def pki() -> contenders.Pki:
         directory = tempfile.mkdtemp(prefix="tlsfast-bench-")
         atexit.register(shutil.rmtree, directory, True)
         write_pki(directory)
-        _PKI.append(contenders.Pki(directory, DEFAULT_CIPHER, DEFAULT_GROUP))
+        _PKI.append(contenders.Pki(directory, TLSParams()))
     return _PKI[0]
 
 

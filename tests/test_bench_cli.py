@@ -53,11 +53,11 @@ def one_line_error(done: subprocess.CompletedProcess, status: int, text: str) ->
 @pytest.fixture(scope="module")
 def smallest_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("bench")
-    paths = {name: str(directory / name) for name in ("out.json", "out.png", "out.md")}
+    paths = {name: str(directory / name) for name in ("out.json", "out.png", "out.md", "out.csv")}
     plot = ["--plot", paths["out.png"]] if HAVE_MATPLOTLIB else []
     done = tlsfast_bench("bulk", "echo", "handshake", "engine", "--stacks", ",".join(LOOPBACK + ["c"]),
                          *SMALLEST, "--json", paths["out.json"], *plot, "--markdown", paths["out.md"],
-                         "--quiet")
+                         "--csv", paths["out.csv"], "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]
     with open(paths["out.json"]) as f:
         document = json.load(f)
@@ -89,6 +89,39 @@ def test_json_has_every_scenario_and_stack(smallest_run):
             assert row["rate_min"] <= row["rate_median"] <= row["rate_max"]
             assert row["cpu_us_per_op_min"] <= row["cpu_us_per_op_median"] <= row["cpu_us_per_op_max"]
         assert result["summary"][BASELINE]["rate_vs_twisted"] == pytest.approx(1.0)
+
+
+def test_csv_has_a_line_per_scenario_and_stack(smallest_run):
+    import csv
+
+    _, document, paths = smallest_run
+    with open(paths["out.csv"], newline="") as f:
+        lines = list(csv.DictReader(f))
+    expected = [(r["key"], stack) for r in document["results"] for stack in r["summary"]]
+    assert [(line["key"], line["stack"]) for line in lines] == expected
+    for line in lines:
+        row = _results(document)[line["key"]]["summary"][line["stack"]]
+        assert float(line["cpu_us_per_op_median"]) == pytest.approx(row["cpu_us_per_op_median"])
+        assert float(line["rate_median"]) == pytest.approx(row["rate_median"])
+        assert (line["tls_version"], line["cipher"], line["group"]) == ("1.3", "TLS_AES_128_GCM_SHA256", "X25519")
+
+
+def test_json_records_the_environment(smallest_run):
+    import platform
+    import ssl
+
+    _, document, _ = smallest_run
+    env = document["environment"]
+    assert env["kernel"] == platform.release() and env["python"] == platform.python_version()
+    assert env["cpu_model"] and env["cpu_model"] != "?"
+    assert env["openssl_stdlib"] == ssl.OPENSSL_VERSION and env["openssl_bundled"].startswith("OpenSSL")
+    assert env["server_core"] == document["settings"]["server_core"]
+    assert env["client_core"] == document["settings"]["client_core"]
+    assert env["affinity"]
+    for package in ("tlsfast", "twisted", "pyopenssl", "cryptography"):
+        assert env["packages"][package], package
+    assert document["tls"] == {"version": "1.3", "cipher": "TLS_AES_128_GCM_SHA256", "group": "X25519",
+                               "key_type": "ecdsa-p256", "mtls": False}
 
 
 def test_bulk_moves_what_was_asked(smallest_run):
@@ -291,3 +324,20 @@ def test_ctrl_c_stops_children_and_prints_what_was_measured(tmp_path):
     assert len(document["results"][0]["samples"]) >= 2
     time.sleep(0.2)
     assert _bench_processes(port) == []
+
+
+def test_bench_modules_do_not_import_tlsfast_cli():
+    """tlsfast.cli delegates to tlsfast.bench.cli; nothing under tlsfast/bench
+    imports tlsfast.cli back (the cycle of issue #15)."""
+    import ast
+    import pathlib
+
+    import tlsfast.bench
+
+    offenders = []
+    for path in pathlib.Path(tlsfast.bench.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name}: {name}" for name in names if name == "tlsfast.cli"]
+    assert offenders == []

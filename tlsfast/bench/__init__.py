@@ -8,8 +8,12 @@ figure of merit is the server process's CPU time per operation, which stays
 steady on noisy machines where rates swing 2-3x; rates are reported too.
 The ``engine`` scenario moves data in memory, with no sockets.
 
-Modules: ``server`` (the servers), ``client`` (load generators), ``engine``
-(in-memory contenders), ``tlsconfig`` (cipher suite and group pinning),
-``certs`` (throwaway PKI), ``runner`` (orchestration, medians, ratios),
-``report`` (tables, JSON, plot).  The command line is in ``tlsfast.cli``.
+Modules: ``server`` (the servers), ``client`` (load generators, latency
+percentiles), ``engine`` (in-memory contenders), ``tlsconfig`` (TLS
+parameters: names, pinning, the negotiated check), ``certs`` (throwaway
+PKI), ``runner`` (orchestration, sweeps, --target, medians, ratios),
+``noise`` (noisy and implausible rows), ``report`` (tables, JSON, CSV,
+plots), ``compare`` (``tlsfast bench compare``: ratios and a t-test),
+``proxy`` and ``proxy_loadgen`` (``tlsfast bench proxy``).  The command line
+is in ``cli`` (``tlsfast.cli`` only registers it and delegates).
 """

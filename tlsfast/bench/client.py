@@ -31,6 +31,17 @@ from typing import Any
 
 BULK_BLOCK = 1 << 20  # the sink acknowledges each MiB, so the client knows it arrived
 HOSTNAME = "example.com"
+PERCENTILES = {"p50": 0.50, "p99": 0.99, "p99.9": 0.999}
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    """Nearest-rank percentiles of per-operation latencies (seconds in,
+    microseconds out); empty when nothing was timed."""
+    if not latencies:
+        return {}
+    ordered = sorted(latencies)
+    last = len(ordered) - 1
+    return {name: ordered[min(last, max(0, round(q * last)))] * 1e6 for name, q in PERCENTILES.items()}
 
 
 def describe_stdlib(ssl_object) -> dict:
@@ -42,18 +53,35 @@ def describe_stdlib(ssl_object) -> dict:
             "group": (group() or "?") if callable(group) else "? (stdlib ssl cannot tell)"}
 
 
+def pin_stdlib(context: ssl.SSLContext, version: str, cipher: str) -> None:
+    """Restrict a stdlib context to TLS ``version`` ("1.2" or "1.3") and, for
+    TLS 1.2, the suite ``cipher`` (TLS 1.3 suites and the group come from
+    OPENSSL_CONF: stdlib ``ssl`` has no API for them, and its own default
+    cipher string would override the file's TLS 1.2 ``CipherString``)."""
+    pinned = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
+    context.minimum_version = context.maximum_version = pinned
+    if version == "1.2":
+        context.set_ciphers(cipher)
+
+
 def _context(args) -> ssl.SSLContext | None:
     if not args.tls:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.load_verify_locations(args.ca)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    if args.ca:
+        context.load_verify_locations(args.ca)
+    else:  # --target without --target-ca: measure a server whoever signed its certificate
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    pin_stdlib(context, args.tls_version, args.cipher)
+    if args.cert:
+        context.load_cert_chain(args.cert, args.key)
     return context
 
 
 async def _open(args, context):
     reader, writer = await asyncio.open_connection(
-        "127.0.0.1", args.port, ssl=context, server_hostname=HOSTNAME if context else None,
+        args.host, args.port, ssl=context, server_hostname=args.name if context else None,
         limit=1 << 22)
     sock = writer.get_extra_info("socket")
     if sock is not None:
@@ -71,21 +99,25 @@ async def echo(args) -> dict:
     context = _context(args)
     message = b"x" * args.size
     deadline = time.monotonic() + args.seconds
-    counts = []
+    counts: list[int] = []
+    latencies: list[float] = []  # one per message: write to the last byte of the echo
+    clock = time.perf_counter
 
     async def worker():
         reader, writer = await _open(args, context)
         n = 0
         while time.monotonic() < deadline:
+            sent = clock()
             writer.write(message)
             await reader.readexactly(len(message))
+            latencies.append(clock() - sent)
             n += 1
         counts.append(n)
         writer.close()
 
     start = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(args.connections)))
-    return {"ops": sum(counts), "seconds": time.monotonic() - start}
+    return {"ops": sum(counts), "seconds": time.monotonic() - start, "latency_us": percentiles(latencies)}
 
 
 async def bulk(args) -> dict:
@@ -112,20 +144,23 @@ def handshake(args) -> dict:
     context = _context(args)
     deadline = time.monotonic() + args.seconds
     counts, resumed, errors = [], [], []
+    latencies: list[float] = []  # one per connection: connect to close (list.append is thread-safe)
 
     def worker():
         n = reused = 0
         session = None
         try:
             while time.monotonic() < deadline:
-                sock = socket.create_connection(("127.0.0.1", args.port))
+                began = time.perf_counter()
+                sock = socket.create_connection((args.host, args.port))
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if context is not None:
-                    sock = context.wrap_socket(sock, server_hostname=HOSTNAME,
+                    sock = context.wrap_socket(sock, server_hostname=args.name,
                                                session=session if args.resume else None)
-                sock.sendall(b"h")
-                if sock.recv(1) != b"h":
-                    raise RuntimeError("server closed the connection")
+                if not args.no_echo:
+                    sock.sendall(b"h")
+                    if sock.recv(1) != b"h":
+                        raise RuntimeError("server closed the connection")
                 if context is not None:
                     reused += sock.session_reused
                     if not NEGOTIATED:
@@ -134,6 +169,7 @@ def handshake(args) -> dict:
                     if args.resume and sock.session is not None and sock.session.has_ticket:
                         session = sock.session
                 sock.close()
+                latencies.append(time.perf_counter() - began)
                 n += 1
         except BaseException as e:  # noqa: BLE001 - a worker thread's failure is re-raised by the main thread
             errors.append(e)
@@ -148,7 +184,8 @@ def handshake(args) -> dict:
         thread.join()
     if errors:
         raise errors[0]
-    return {"ops": sum(counts), "seconds": time.monotonic() - start, "resumed": sum(resumed)}
+    return {"ops": sum(counts), "seconds": time.monotonic() - start, "resumed": sum(resumed),
+            "latency_us": percentiles(latencies)}
 
 
 async def idle(args) -> dict:
@@ -172,7 +209,11 @@ SCENARIOS = {"echo": echo, "bulk": bulk, "handshake": handshake, "idle": idle}
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--name", default=HOSTNAME, help="server name (SNI, certificate check)")
+    parser.add_argument("--no-echo", action="store_true",
+                        help="handshake: close after the handshake (a server that does not echo)")
     parser.add_argument("--tls", action="store_true")
     parser.add_argument("--ca")
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -181,6 +222,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--megabytes", type=int, default=64)
     parser.add_argument("--write-size", type=int, default=64 * 1024)
     parser.add_argument("--resume", action="store_true", help="handshake: resume sessions")
+    parser.add_argument("--tls-version", choices=("1.2", "1.3"), default="1.3")
+    parser.add_argument("--cipher", default="TLS_AES_128_GCM_SHA256", help="TLS 1.2: the suite (OpenSSL name)")
+    parser.add_argument("--cert", help="client certificate chain (mutual TLS)")
+    parser.add_argument("--key", help="the client certificate's key")
     args = parser.parse_args(argv)
     run: Any = SCENARIOS[args.scenario]  # handshake is synchronous, the others coroutines
     result = run(args) if args.scenario == "handshake" else asyncio.run(run(args))

@@ -39,8 +39,8 @@ import ssl
 import sys
 import time
 
-from tlsfast.bench.client import describe_stdlib
-from tlsfast.bench.tlsconfig import DEFAULT_CIPHER, DEFAULT_GROUP, describe_pyopenssl, pin_context
+from tlsfast.bench.client import describe_stdlib, pin_stdlib
+from tlsfast.bench.tlsconfig import TLSParams, add_arguments, describe_pyopenssl, from_arguments, pin_context
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -61,22 +61,31 @@ def total_for(write_size: int) -> int:
 
 
 class Pki:
-    def __init__(self, certs: str, cipher: str, group: str):
-        self.certs, self.cipher, self.group = certs, cipher, group
+    def __init__(self, certs: str, params: TLSParams):
+        self.certs, self.params = certs, params
         self._contexts = None
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.certs, name)
 
     def pyopenssl_contexts(self):
         from OpenSSL import SSL
 
         if self._contexts is None:
             server = SSL.Context(SSL.TLS_METHOD)
-            server.use_certificate_chain_file(os.path.join(self.certs, "server.pem"))
-            server.use_privatekey_file(os.path.join(self.certs, "server.key"))
+            server.use_certificate_chain_file(self.path("server.pem"))
+            server.use_privatekey_file(self.path("server.key"))
             client = SSL.Context(SSL.TLS_METHOD)
-            client.load_verify_locations(os.path.join(self.certs, "ca.pem"))
+            client.load_verify_locations(self.path("ca.pem"))
             client.set_verify(SSL.VERIFY_PEER, lambda conn, cert, errno, depth, ok: ok)
+            if self.params.mtls:
+                server.load_verify_locations(self.path("ca.pem"))
+                server.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
+                                  lambda conn, cert, errno, depth, ok: ok)
+                client.use_certificate_chain_file(self.path("client.pem"))
+                client.use_privatekey_file(self.path("client.key"))
             for context in (client, server):
-                pin_context(context, self.cipher, self.group)
+                pin_context(context, self.params)
             self._contexts = client, server
         return self._contexts
 
@@ -93,11 +102,15 @@ class Pki:
 
     def stdlib_contexts(self):
         server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        server.load_cert_chain(os.path.join(self.certs, "server.pem"), os.path.join(self.certs, "server.key"))
+        server.load_cert_chain(self.path("server.pem"), self.path("server.key"))
         client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        client.load_verify_locations(os.path.join(self.certs, "ca.pem"))
+        client.load_verify_locations(self.path("ca.pem"))
+        if self.params.mtls:
+            server.verify_mode = ssl.CERT_REQUIRED
+            server.load_verify_locations(self.path("ca.pem"))
+            client.load_cert_chain(self.path("client.pem"), self.path("client.key"))
         for context in (client, server):
-            context.minimum_version = ssl.TLSVersion.TLSv1_3
+            pin_stdlib(context, self.params.version, self.params.cipher)
         return client, server
 
 
@@ -135,6 +148,12 @@ def _pyopenssl_handshake(client, server) -> None:
         client.recv(65536)
     except SSL.WantReadError:
         pass
+
+
+def _describe_pair(client, server) -> dict:
+    """What a pyOpenSSL pair negotiated, as the client sees it, and whether the
+    server got a client certificate."""
+    return dict(describe_pyopenssl(client), mtls=server.get_peer_certificate() is not None)
 
 
 class Transfer:
@@ -189,7 +208,7 @@ class EngineTransfer(Transfer):
                 break
         if not (self.client.handshake_done and self.server.handshake_done):
             raise RuntimeError("engine handshake did not complete")
-        self.negotiated = describe_pyopenssl(client_connection)
+        self.negotiated = _describe_pair(client_connection, server_connection)
 
     def run(self, collect: bool = False):
         send, receive, message = self.client.send, self.server.receive, self.message
@@ -210,7 +229,7 @@ class PyOpenSSLTransfer(Transfer):
     def setup(self, pki: Pki) -> None:
         self.client, self.server = pki.pyopenssl_pair()
         _pyopenssl_handshake(self.client, self.server)
-        self.negotiated = describe_pyopenssl(self.client)
+        self.negotiated = _describe_pair(self.client, self.server)
 
     def run(self, collect: bool = False):
         from OpenSSL.SSL import WantReadError
@@ -270,8 +289,8 @@ class StdlibTransfer(Transfer):
             self.client.read(65536)
         except ssl.SSLWantReadError:
             pass
-        self.negotiated = describe_stdlib(self.client)
-        self.negotiated["openssl"] = ssl.OPENSSL_VERSION
+        self.negotiated = dict(describe_stdlib(self.client), mtls=bool(self.server.getpeercert()),
+                               openssl=ssl.OPENSSL_VERSION)
 
     def run(self, collect: bool = False):
         client, client_out, server, server_in = self.client, self.client_out, self.server, self.server_in
@@ -297,7 +316,7 @@ class ReferenceTransfer(Transfer):
     def setup(self, pki: Pki) -> None:
         self.client, self.server = pki.pyopenssl_pair()
         _pyopenssl_handshake(self.client, self.server)
-        self.negotiated = describe_pyopenssl(self.client)
+        self.negotiated = _describe_pair(self.client, self.server)
 
     def run(self, collect: bool = False):
         from tlsfast._engine import reference_transfer
@@ -393,10 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=None, help="stop starting rounds after this long")
     parser.add_argument("--rebuild-every", type=int, default=5)
-    parser.add_argument("--cipher", default=DEFAULT_CIPHER)
-    parser.add_argument("--group", default=DEFAULT_GROUP)
+    add_arguments(parser)
     args = parser.parse_args(argv)
-    pki = Pki(args.certs, args.cipher, args.group)
+    pki = Pki(args.certs, from_arguments(args))
     measure(pki, [int(s) for s in args.sizes.split(",")], args.contenders.split(","),
             args.rounds, args.seconds, args.rebuild_every)
     return 0

@@ -17,6 +17,7 @@ this process, which then stops all of them (:func:`stop_children`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import select
 import socket
@@ -30,7 +31,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tlsfast.bench.certs import write_pki
-from tlsfast.bench.tlsconfig import DEFAULT_CIPHER, DEFAULT_GROUP, write_openssl_conf
+from tlsfast.bench.tlsconfig import (
+    DEFAULT_CIPHER,
+    DEFAULT_GROUP,
+    TLSParams,
+    mismatches,
+    stdlib_knows_group,
+    write_openssl_conf,
+)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # started by path: a load generator need not import tlsfast (and pyOpenSSL) first
@@ -41,6 +49,11 @@ STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop", "c")
 LOOPBACK_STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop")
 ENGINE_STACKS = ("tlsfast", "twisted", "asyncio", "c")
 BASELINE = "twisted"
+TARGET = "target"  # --target HOST:PORT, in the echo and handshake scenarios
+TARGET_SCENARIOS = ("echo", "handshake")
+LATENCY_PERCENTILES = ("p50", "p99", "p99.9")  # client.PERCENTILES
+# stacks whose TLS is stdlib ssl, i.e. the system OpenSSL (the load generator's too)
+STDLIB_STACKS = ("asyncio", "uvloop")
 STACK_LABELS = {
     "tcp": "plain TCP (Twisted, no TLS)", "twisted": "stock Twisted TLS",
     "tlsfast": "Twisted + tlsfast", "asyncio": "asyncio + stdlib ssl",
@@ -48,6 +61,14 @@ STACK_LABELS = {
 }
 ENGINE_LABELS = {"tlsfast": "tlsfast engine", "twisted": "pyOpenSSL loop (stock Twisted)",
                  "asyncio": "stdlib SSLObject (asyncio)", "c": "C reference loop"}
+
+
+def size_label(size: int) -> str:
+    """64 -> "64 B", 16384 -> "16 KiB"."""
+    for unit, factor in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
 
 
 class BenchError(RuntimeError):
@@ -69,6 +90,7 @@ class Sample:
     cpu_seconds: float
     rep: int = 0
     resumed: int | None = None  # handshakes: how many of ``ops`` were resumptions
+    latency_us: dict[str, float] | None = None  # echo, handshake: p50/p99/p99.9 per operation, µs
 
     @property
     def cpu_us_per_op(self) -> float:
@@ -88,8 +110,18 @@ class Result:
     cpu_label: str  # whose CPU time is counted
     params: dict = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
-    negotiated: dict = field(default_factory=dict)  # stack -> {cipher, group, version}
+    negotiated: dict = field(default_factory=dict)  # stack -> {cipher, group, version, mtls}
     notes: list[str] = field(default_factory=list)
+    flags: dict[str, list[str]] = field(default_factory=dict)  # stack -> why its row is marked
+
+    def flag(self, stack: str, why: str) -> None:
+        self.flags.setdefault(stack, []).append(why)
+
+    def check_negotiated(self, params: TLSParams) -> None:
+        """Flag every stack that negotiated something other than ``params``."""
+        for stack, negotiated in self.negotiated.items():
+            for difference in mismatches(params, negotiated):
+                self.flag(stack, f"negotiated {difference}")
 
     def stacks(self) -> list[str]:
         """The stacks measured, in the canonical order (not the rotated one)."""
@@ -107,6 +139,10 @@ class Result:
                 "cpu_us_per_op_min": min(cpu), "cpu_us_per_op_max": max(cpu),
                 "rate_median": statistics.median(rate), "rate_min": min(rate), "rate_max": max(rate),
             }
+            latencies = [s.latency_us for s in self.samples if s.stack == stack and s.latency_us]
+            for name in LATENCY_PERCENTILES if latencies else ():
+                # the median over repetitions of each repetition's percentile
+                out[stack][f"latency_{name}_us"] = statistics.median(lat[name] for lat in latencies)
         base = out.get(BASELINE)
         for row in out.values():
             row["rate_vs_twisted"] = row["rate_median"] / base["rate_median"] if base else None
@@ -114,10 +150,17 @@ class Result:
                                      if base and base["cpu_us_per_op_median"] else None)
         return out
 
+    @classmethod
+    def from_json(cls, data: dict) -> Result:
+        """The inverse of :meth:`to_json` (the summary is recomputed)."""
+        return cls(data["key"], data["scenario"], data["title"], data["unit"], data["cpu"],
+                   data.get("params", {}), [Sample(**sample) for sample in data["samples"]],
+                   data.get("negotiated", {}), data.get("notes", []), data.get("flags", {}))
+
     def to_json(self) -> dict:
         return {"key": self.key, "scenario": self.scenario, "title": self.title, "unit": self.unit,
                 "cpu": self.cpu_label, "params": self.params, "negotiated": self.negotiated,
-                "notes": self.notes, "summary": self.summary(),
+                "notes": self.notes, "flags": self.flags, "summary": self.summary(),
                 "samples": [asdict(s) for s in self.samples]}
 
 
@@ -226,15 +269,38 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+class Target:
+    """An outside TLS server (``--target HOST:PORT``), measured with the same
+    load generator as ours; its CPU time is not ours to read (NaN)."""
+
+    stack = TARGET
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.pid: int | None = None
+        self.negotiated: dict = {}
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        try:
+            socket.create_connection((self.host, self.port), timeout=timeout).close()
+        except OSError as e:
+            raise BenchError(f"cannot connect to the target {self.host}:{self.port}: {e.strerror or e}", 3) from None
+
+    def stop(self) -> None:
+        pass
+
+
 class Server:
     """One server process: ``READY <port>`` on start, ``NEGOTIATED`` after a handshake."""
+
+    host = "127.0.0.1"
 
     def __init__(self, run: Run, stack: str, scenario: str, port: int):
         self.stack = stack
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = _spawn(
             [sys.executable, "-m", "tlsfast.bench.server", "--stack", stack, "--scenario", scenario,
-             "--certs", run.directory, "--port", str(port), "--cipher", run.cipher, "--group", run.group],
+             "--certs", run.directory, "--port", str(port), *run.params.arguments()],
             run.env, run.server_core, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.port: int | None = None
         self.negotiated: dict = {}
@@ -283,11 +349,24 @@ class Settings:
     engine_seconds: float = 30.0
     engine_rounds: int = 200
     idle_connections: int = 1000
-    cipher: str = DEFAULT_CIPHER
+    target: tuple[str, int] | None = None  # --target HOST:PORT
+    target_ca: str | None = None  # verify the target's certificate against these CAs (default: no check)
+    target_name: str | None = None  # the name to send (SNI) and check (default: the target's host)
+    sizes: list[int] | None = None  # --sizes: echo message / bulk write sizes to sweep
+    conns: list[int] | None = None  # --conns: connection counts to sweep
+    cipher: str = DEFAULT_CIPHER  # OpenSSL's names (tlsconfig.resolve)
     group: str = DEFAULT_GROUP
+    tls_version: str = "1.3"
+    key_type: str = "ecdsa-p256"
+    mtls: bool = False
     port: int = 0  # 0: any free port; else stack i listens on port + i
     server_core: int | None = 0
     client_core: int | None = 1
+
+
+    @property
+    def tls(self) -> TLSParams:
+        return TLSParams(self.tls_version, self.cipher, self.group, self.key_type, self.mtls)
 
 
 Progress = Callable[..., None]
@@ -305,15 +384,51 @@ class Run:
         self.settings = settings
         self.progress = progress
         self.results: list[Result] = []
-        self.cipher, self.group = settings.cipher, settings.group
+        self.params = settings.tls
+        # stack or "load generator" -> why it cannot run with these parameters
+        self.unavailable: dict[str, str] = {}
+        loopback = any(scenario != "engine" for scenario in settings.scenarios)
+        stdlib_stacks = [stack for stack in STDLIB_STACKS if stack in settings.stacks]
+        if (loopback or stdlib_stacks) and not stdlib_knows_group(self.params.group):
+            import ssl
+
+            why = f"stdlib ssl's {ssl.OPENSSL_VERSION} does not implement the group {self.params.group}"
+            for stack in stdlib_stacks:
+                self.unavailable[stack] = why
+            if loopback:  # the load generator is stdlib ssl too
+                self.unavailable["load generator"] = why + ": loopback scenarios skipped"
         self.server_core, self.client_core = settings.server_core, settings.client_core
         self.directory = ""
         self.env: dict = {}
 
     # planning ---------------------------------------------------------------
     def stacks_for(self, scenario: str) -> list[str]:
+        """The stacks that run in ``scenario`` with these parameters."""
+        if scenario != "engine" and "load generator" in self.unavailable:
+            return []
         allowed = ENGINE_STACKS if scenario == "engine" else LOOPBACK_STACKS
-        return [s for s in self.settings.stacks if s in allowed]
+        stacks = [s for s in self.settings.stacks if s in allowed and s not in self.unavailable]
+        return stacks + ([TARGET] if self.settings.target and scenario in TARGET_SCENARIOS else [])
+
+    @staticmethod
+    def resumable(stacks: list[str]) -> list[str]:
+        """The stacks measured with resumed handshakes: TLS ones we serve (a
+        target gets connect-handshake-close, which reads no TLS 1.3 ticket)."""
+        return [stack for stack in stacks if stack not in ("tcp", TARGET)]
+
+    def points(self, scenario: str) -> list[tuple[str, int, int, dict | None]]:
+        """The measurement points of a loopback scenario: (key suffix, size,
+        connections, sweep).  ``size`` is the echo message size or the bulk
+        write size; --sizes sweeps it (not in handshake) at --connections,
+        --conns sweeps the connection count at --size/--write-size."""
+        s = self.settings
+        size = s.write_size if scenario == "bulk" else s.size
+        points: list[tuple[str, int, int, dict | None]] = []
+        if s.sizes and scenario in ("bulk", "echo"):
+            points += [(f" size={v}", v, s.connections, {"axis": "size", "value": v}) for v in s.sizes]
+        if s.conns:
+            points += [(f" conns={c}", size, c, {"axis": "connections", "value": c}) for c in s.conns]
+        return points or [("", size, s.connections, None)]
 
     def planned_steps(self) -> int:
         s = self.settings
@@ -323,17 +438,20 @@ class Run:
             if scenario == "engine":
                 steps += s.engine_rounds * n * len(s.engine_sizes)
             elif scenario == "handshake" and s.resume:
-                steps += s.reps * (n + len([x for x in self.stacks_for(scenario) if x != "tcp"]))
-            else:
+                steps += s.reps * (n + len(self.resumable(self.stacks_for(scenario)))) * len(
+                    self.points(scenario))
+            elif scenario == "idle":
                 steps += s.reps * n
+            else:
+                steps += s.reps * n * len(self.points(scenario))
         return steps
 
     # running ----------------------------------------------------------------
     def run(self) -> list[Result]:
         with tempfile.TemporaryDirectory(prefix="tlsfast-bench-") as directory:
             self.directory = directory
-            write_pki(directory)
-            self.env = dict(os.environ, OPENSSL_CONF=write_openssl_conf(directory, self.cipher, self.group))
+            write_pki(directory, self.params.key_type)
+            self.env = dict(os.environ, OPENSSL_CONF=write_openssl_conf(directory, self.params))
             try:
                 for scenario in self.settings.scenarios:
                     if not self.stacks_for(scenario):
@@ -353,10 +471,14 @@ class Run:
         self.results.append(result)
         return result
 
-    def _start_servers(self, stacks: list[str], server_scenario: str) -> dict[str, Server]:
-        servers = {}
+    def _start_servers(self, stacks: list[str], server_scenario: str) -> dict[str, Server | Target]:
+        servers: dict[str, Server | Target] = {}
         try:
             for index, stack in enumerate(stacks):
+                if stack == TARGET:
+                    assert self.settings.target is not None
+                    servers[stack] = Target(*self.settings.target)
+                    continue
                 port = self.settings.port + index if self.settings.port else 0
                 servers[stack] = Server(self, stack, server_scenario, port)
             for server in servers.values():
@@ -367,10 +489,11 @@ class Run:
             raise
         return servers
 
-    def _client(self, scenario: str, server: Server, arguments: list[str]) -> dict:
-        command = [sys.executable, CLIENT, scenario, "--port", str(server.port), *arguments]
-        if server.stack != "tcp":
-            command += ["--tls", "--ca", os.path.join(self.directory, "ca.pem")]
+    def _client(self, scenario: str, server: Server | Target, arguments: list[str]) -> dict:
+        command = [sys.executable, CLIENT, scenario, "--host", server.host, "--port", str(server.port), *arguments]
+        command += self._tls_arguments(server.stack)
+        if server.stack == TARGET and scenario == "handshake":
+            command.append("--no-echo")  # any TLS server, not only an echo server
         process = _spawn(command, self.env, self.client_core, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
         try:
@@ -383,40 +506,74 @@ class Run:
                 import ssl
 
                 tail += (f" (the load generator uses the system {ssl.OPENSSL_VERSION}: does it support "
-                         f"{self.cipher} and {self.group}?)")
+                         f"{self.params.label()}?)")
             raise BenchError(f"{scenario} client against {server.stack} failed: {tail}")
         return json.loads(out.strip().splitlines()[-1])
+
+    def _tls_arguments(self, stack: str) -> list[str]:
+        """The load generator's TLS options against ``stack``'s server."""
+        if stack == "tcp":
+            return []
+        arguments = ["--tls-version", self.params.version, "--cipher", self.params.cipher]
+        if stack != TARGET:
+            arguments += ["--tls", "--ca", os.path.join(self.directory, "ca.pem")]
+        else:
+            s = self.settings
+            assert s.target is not None
+            arguments += ["--tls", "--name", s.target_name or s.target[0]]
+            if s.target_ca:
+                arguments += ["--ca", s.target_ca]
+        if self.params.mtls:
+            arguments += ["--cert", os.path.join(self.directory, "client.pem"),
+                          "--key", os.path.join(self.directory, "client.key")]
+        return arguments
 
     def _loopback(self, scenario: str) -> None:
         s = self.settings
         stacks = self.stacks_for(scenario)
+        # (key, title, unit, load generator arguments, stacks) per measured variant
+        variants: list[tuple[str, str, str, list[str], list[str]]] = []
+        params: dict[str, dict[str, Any]] = {}
+        for suffix, size, connections, sweep in self.points(scenario):
+            first = len(variants)
+            if scenario == "bulk":
+                variants.append(("bulk" + suffix, f"bulk: {s.megabytes} MiB per connection, {size_label(size)} "
+                                 f"writes, {connections} connection(s)", "MiB",
+                                 ["--megabytes", str(s.megabytes), "--write-size", str(size),
+                                  "--connections", str(connections)], stacks))
+            elif scenario == "echo":
+                variants.append(("echo" + suffix, f"echo: {size} B messages, {connections} connection(s), "
+                                 f"{s.seconds:g} s", "message",
+                                 ["--size", str(size), "--seconds", str(s.seconds),
+                                  "--connections", str(connections)], stacks))
+            else:
+                common = ["--seconds", str(s.seconds), "--connections", str(connections)]
+                variants.append(("handshake" + suffix, f"full handshakes: {connections} connection(s) at a time, "
+                                 f"{s.seconds:g} s", "handshake", common, stacks))
+                if s.resume:
+                    variants.append(("handshake-resumed" + suffix,
+                                     f"resumed handshakes (TLS {self.params.version} tickets): "
+                                     f"{connections} connection(s) at a time, {s.seconds:g} s",
+                                     "handshake", common + ["--resume"], self.resumable(stacks)))
+            point: dict[str, Any] = {"reps": s.reps, "seconds": s.seconds, "size": size if scenario == "echo" else s.size,
+                     "connections": connections, "megabytes": s.megabytes,
+                     "write_size": size if scenario == "bulk" else s.write_size}
+            if sweep:
+                point["sweep"] = sweep
+            if s.target:
+                point["target"] = f"{s.target[0]}:{s.target[1]}"
+            for variant in variants[first:]:
+                params[variant[0]] = point
         if scenario == "bulk":
-            variants = [("bulk", f"bulk: {s.megabytes} MiB per connection, {s.write_size // 1024} KiB writes, "
-                                 f"{s.connections} connection(s)", "MiB",
-                         ["--megabytes", str(s.megabytes), "--write-size", str(s.write_size),
-                          "--connections", str(s.connections)], stacks)]
             warm = ["--megabytes", str(min(8, s.megabytes)), "--write-size", str(s.write_size)]
             server_scenario = "sink"
         elif scenario == "echo":
-            variants = [("echo", f"echo: {s.size} B messages, {s.connections} connection(s), "
-                                 f"{s.seconds:g} s", "message",
-                         ["--size", str(s.size), "--seconds", str(s.seconds),
-                          "--connections", str(s.connections)], stacks)]
             warm = ["--size", str(s.size), "--seconds", "0.2"]
             server_scenario = "echo"
         else:
-            common = ["--seconds", str(s.seconds), "--connections", str(s.connections)]
-            variants = [("handshake", f"full handshakes: {s.connections} connection(s) at a time, "
-                                      f"{s.seconds:g} s", "handshake", common, stacks)]
-            if s.resume:
-                variants.append(("handshake-resumed", f"resumed handshakes (TLS 1.3 tickets): "
-                                 f"{s.connections} connection(s) at a time, {s.seconds:g} s",
-                                 "handshake", common + ["--resume"], [x for x in stacks if x != "tcp"]))
             warm = ["--seconds", "0.2"]
             server_scenario = "echo"
-        params = {"reps": s.reps, "seconds": s.seconds, "size": s.size, "connections": s.connections,
-                  "megabytes": s.megabytes, "write_size": s.write_size}
-        results = {key: self._result(key, scenario, title, unit, "server process", params)
+        results = {key: self._result(key, scenario, title, unit, "server process", params[key])
                    for key, title, unit, _, _ in variants}
         client_scenario = "bulk" if scenario == "bulk" else scenario
         servers = self._start_servers(stacks, server_scenario)
@@ -431,16 +588,17 @@ class Run:
                         if stack not in variant_stacks:
                             continue
                         server = servers[stack]
-                        before = _cpu_seconds(server.pid)
+                        before = _cpu_seconds(server.pid) if server.pid else math.nan
                         outcome = self._client(client_scenario, server, arguments)
-                        used = _cpu_seconds(server.pid) - before
+                        used = _cpu_seconds(server.pid) - before if server.pid else math.nan
                         sample = Sample(stack, outcome["ops"], outcome["seconds"], used, rep,
-                                        outcome.get("resumed") if server.stack != "tcp" else None)
+                                        outcome.get("resumed") if server.stack != "tcp" else None,
+                                        outcome.get("latency_us") or None)
                         result = results[key]
                         result.samples.append(sample)
                         if "negotiated" in outcome:
                             result.negotiated.setdefault(stack, dict(outcome["negotiated"]))
-                        if "resumed" in outcome and key == "handshake-resumed" \
+                        if "resumed" in outcome and key.startswith("handshake-resumed") \
                                 and outcome["resumed"] < outcome["ops"] - s.connections:
                             result.notes.append(f"{stack}: only {outcome['resumed']} of {outcome['ops']} "
                                                 f"handshakes were resumed")
@@ -454,6 +612,9 @@ class Run:
                     if negotiated.get("group", "?").startswith("?") and \
                             not server_side.get("group", "?").startswith("?"):
                         negotiated["group"] = server_side["group"] + " (server)"
+                    if "mtls" in server_side:
+                        negotiated["mtls"] = server_side["mtls"]
+                result.check_negotiated(self.params)
 
     def _engine(self) -> None:
         s = self.settings
@@ -471,7 +632,7 @@ class Run:
         command = [sys.executable, "-m", "tlsfast.bench.engine", "--certs", self.directory,
                    "--sizes", ",".join(map(str, s.engine_sizes)), "--contenders", ",".join(stacks),
                    "--rounds", str(s.engine_rounds), "--seconds", str(s.engine_seconds),
-                   "--cipher", self.cipher, "--group", self.group]
+                   *self.params.arguments()]
         stderr = tempfile.TemporaryFile(mode="w+")
         process = _spawn(command, self.env, self.server_core, stdout=subprocess.PIPE, stderr=stderr, text=True)
         assert process.stdout is not None  # spawned with stdout=PIPE
@@ -479,7 +640,7 @@ class Run:
             for line in process.stdout:
                 record = json.loads(line)
                 if record["type"] == "negotiated":
-                    negotiated = {k: record[k] for k in ("cipher", "group", "version") if k in record}
+                    negotiated = {k: record[k] for k in ("cipher", "group", "version", "mtls") if k in record}
                     results[record["write_size"]].negotiated[record["contender"]] = negotiated
                 elif record["type"] == "sample":
                     sample = Sample(record["contender"], record["bytes"] / (1 << 20), record["wall_seconds"],
@@ -491,6 +652,8 @@ class Run:
                     self.progress("engine-done", rounds=record["rounds"],
                                   skipped=(s.engine_rounds - record["rounds"]) * len(stacks) * len(s.engine_sizes))
             process.wait()
+            for result in results.values():
+                result.check_negotiated(self.params)
             if process.returncode:
                 stderr.seek(0)
                 tail = (stderr.read().strip().splitlines() or ["no output"])[-1]
@@ -509,13 +672,13 @@ class Run:
             for stack in stacks[k:] + stacks[:k]:
                 servers = self._start_servers([stack], "idle")
                 server = servers[stack]
+                assert isinstance(server, Server)  # no target in the idle scenario
                 try:
                     self._client("echo", server, ["--seconds", "0.2"])
                     before = _rss_bytes(server.pid)
                     command = [sys.executable, CLIENT, "idle", "--port", str(server.port),
                                "--connections", str(s.idle_connections)]
-                    if stack != "tcp":
-                        command += ["--tls", "--ca", os.path.join(self.directory, "ca.pem")]
+                    command += self._tls_arguments(stack)
                     client = _spawn(command, self.env, self.client_core, stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
                     try:
@@ -534,9 +697,9 @@ class Run:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tlsfast.cli import main as cli_main
+    from tlsfast.bench.cli import main as bench_main
 
-    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+    return bench_main(argv)
 
 
 if __name__ == "__main__":

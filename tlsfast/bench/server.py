@@ -61,7 +61,8 @@ def _twisted_server(args) -> None:
         from tlsfast.bench.tlsconfig import describe_pyopenssl
 
         try:
-            negotiated = describe_pyopenssl(transport.getHandle())
+            connection = transport.getHandle()
+            negotiated = dict(describe_pyopenssl(connection), mtls=connection.get_peer_certificate() is not None)
         except Exception as e:  # noqa: BLE001 - a transport without a pyOpenSSL Connection handle: report, don't fail
             negotiated = {"error": repr(e)}
         print("NEGOTIATED " + json.dumps(negotiated), flush=True)
@@ -91,18 +92,23 @@ def _twisted_server(args) -> None:
         if args.stack == "tcp":
             port = reactor.listenTCP(args.port, factory, backlog=1024, interface="127.0.0.1")
         else:
-            from tlsfast.bench.tlsconfig import ConfigError, pin_context
+            from tlsfast.bench.tlsconfig import ConfigError, from_arguments, pin_context
 
             with open(os.path.join(args.certs, "server.pem"), "rb") as f:
                 chain = f.read()
             with open(os.path.join(args.certs, "server.key"), "rb") as f:
                 key = f.read()
             certificate = ssl.PrivateCertificate.loadPEM(key + chain)
+            verify: dict[str, Any] = {}
+            if args.mtls:
+                with open(os.path.join(args.certs, "ca.pem"), "rb") as f:
+                    ca = ssl.Certificate.loadPEM(f.read()).original
+                verify = {"verify": True, "caCerts": [ca], "requireCertificate": True}
             options = ssl.CertificateOptions(
                 privateKey=certificate.privateKey.original, certificate=certificate.original,
-                enableSessions=True, enableSessionTickets=True)
+                enableSessions=True, enableSessionTickets=True, **verify)
             try:
-                pin_context(options.getContext(), args.cipher, args.group)  # the context is cached
+                pin_context(options.getContext(), from_arguments(args))  # the context is cached
             except ConfigError as e:
                 _fail(str(e))
             port = reactor.listenSSL(args.port, factory, options, backlog=1024, interface="127.0.0.1")
@@ -122,19 +128,23 @@ def _asyncio_server(args) -> None:
         except ImportError:
             _fail("uvloop is not installed")
         uvloop.install()
+    from tlsfast.bench.client import describe_stdlib, pin_stdlib
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(os.path.join(args.certs, "server.pem"), os.path.join(args.certs, "server.key"))
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    pin_stdlib(context, args.tls_version, args.cipher)
+    if args.mtls:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(os.path.join(args.certs, "ca.pem"))
 
     reported: list[bool] = []
 
     def report(transport) -> None:
         if not reported:
             reported.append(True)
-            from tlsfast.bench.client import describe_stdlib
-
-            print("NEGOTIATED " + json.dumps(describe_stdlib(transport.get_extra_info("ssl_object"))),
-                  flush=True)
+            ssl_object = transport.get_extra_info("ssl_object")
+            negotiated = dict(describe_stdlib(ssl_object), mtls=bool(ssl_object.getpeercert()))
+            print("NEGOTIATED " + json.dumps(negotiated), flush=True)
 
     class Echo(asyncio.Protocol):
         def connection_made(self, transport):
@@ -173,15 +183,14 @@ def _asyncio_server(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from tlsfast.bench.tlsconfig import DEFAULT_CIPHER, DEFAULT_GROUP
+    from tlsfast.bench.tlsconfig import add_arguments
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--stack", required=True, choices=STACKS)
     parser.add_argument("--scenario", required=True, choices=["echo", "sink", "idle"])
     parser.add_argument("--certs", required=True)
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
-    parser.add_argument("--cipher", default=DEFAULT_CIPHER)
-    parser.add_argument("--group", default=DEFAULT_GROUP)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     if args.stack in ("asyncio", "uvloop"):
         _asyncio_server(args)
