@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tlsfast-installed
 
-.PHONY: bench bench-engine bench-report bench-loopback bench-proxy docs test test-matrix test-twisted asan fuzz dist clean
+.PHONY: bench bench-engine bench-report bench-loopback bench-proxy docs lint test test-matrix test-twisted asan fuzz dist clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard _ext/*.pyx _ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
@@ -49,8 +49,13 @@ bench-proxy: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m sphinx -W -b html docs docs/_build/html
 
+## ruff and mypy, configured in pyproject.toml (part of `make test`)
+lint: $(STAMP)
+	$(PY) -m ruff check tlsfast tests bench tools docs setup.py
+	$(PY) -m mypy
+
 ## the whole test suite (on $(PYTHON), 3.11 in CI), then the Python-version matrix
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q bench --benchmark-disable
 	bash tools/asan.sh

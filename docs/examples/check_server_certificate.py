@@ -18,9 +18,9 @@ import tlsfast.twisted
 
 tlsfast.twisted.install()
 
-from twisted.internet import defer, endpoints, protocol, ssl, task  # noqa: E402
-from twisted.internet.interfaces import IHandshakeListener  # noqa: E402
-from zope.interface import implementer  # noqa: E402
+from twisted.internet import defer, endpoints, protocol, ssl, task
+from twisted.internet.interfaces import IHandshakeListener
+from zope.interface import implementer
 
 
 @implementer(IHandshakeListener)

@@ -16,8 +16,8 @@ import tlsfast.twisted
 
 tlsfast.twisted.install()
 
-from twisted.internet import defer, endpoints, protocol, ssl, task  # noqa: E402
-from twisted.protocols.basic import LineReceiver  # noqa: E402
+from twisted.internet import defer, endpoints, protocol, ssl, task
+from twisted.protocols.basic import LineReceiver
 
 
 class EchoClient(LineReceiver):

@@ -15,7 +15,7 @@ import tlsfast.twisted
 
 tlsfast.twisted.install()
 
-from twisted.internet import defer, endpoints, protocol, ssl, task  # noqa: E402
+from twisted.internet import defer, endpoints, protocol, ssl, task
 
 
 class Echo(protocol.Protocol):

@@ -17,9 +17,9 @@ import tlsfast.twisted
 
 tlsfast.twisted.install()
 
-from twisted.internet import defer, endpoints, protocol, ssl, task  # noqa: E402
-from twisted.internet.error import ConnectionDone  # noqa: E402
-from twisted.protocols.basic import LineReceiver  # noqa: E402
+from twisted.internet import defer, endpoints, protocol, ssl, task
+from twisted.internet.error import ConnectionDone
+from twisted.protocols.basic import LineReceiver
 
 
 class SendAndCheck(LineReceiver):

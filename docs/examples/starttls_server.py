@@ -15,9 +15,9 @@ import tlsfast.twisted
 
 tlsfast.twisted.install()
 
-from twisted.internet import defer, endpoints, protocol, ssl, task  # noqa: E402
-from twisted.internet.interfaces import ISSLTransport  # noqa: E402
-from twisted.protocols.basic import LineReceiver  # noqa: E402
+from twisted.internet import defer, endpoints, protocol, ssl, task
+from twisted.internet.interfaces import ISSLTransport
+from twisted.protocols.basic import LineReceiver
 
 
 class TLSServer(LineReceiver):

@@ -13,7 +13,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from OpenSSL import SSL
-
 from twisted.internet.ssl import PrivateCertificate
 
 from tests import pki
@@ -237,7 +236,7 @@ def _certificate(notBefore, notAfter):
 
 
 class TestValidityWarnings:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     day = datetime.timedelta(days=1)
 
     def test_expired(self):

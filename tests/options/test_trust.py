@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 from OpenSSL import SSL
-
 from twisted.internet.ssl import Certificate, trustRootFromCertificates
 
 from tests import pki

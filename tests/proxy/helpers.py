@@ -75,7 +75,7 @@ class Proxy:
                 raise AssertionError(f"no {count} log line(s) matching {pattern!r}; log:\n" + "\n".join(self.lines))
             time.sleep(0.01)
 
-    def waitListening(self, listeners: int = 1) -> "Proxy":
+    def waitListening(self, listeners: int = 1) -> Proxy:
         for line in self.waitFor(r"event=listening", listeners):
             name = re.search(r"listener=(\S+)", line).group(1)
             self.ports[name] = int(re.search(r"address=\S+:(\d+)", line).group(1))

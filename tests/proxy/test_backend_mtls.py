@@ -8,8 +8,7 @@ import ssl
 import pytest
 
 from tests import pki
-from tests.proxy.helpers import (clientContext, connect, echoRoundTrip, readToEnd, runProxy,
-                                 serverContext)
+from tests.proxy.helpers import clientContext, connect, echoRoundTrip, readToEnd, runProxy, serverContext
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tlsfast.proxy import _eager
 from tests.proxy.helpers import TIMEOUT, clientContext, connect, echo, echoRoundTrip
+from tlsfast.proxy import _eager
 
 pytestmark = pytest.mark.skipif(not _eager.AVAILABLE, reason="this Twisted's tcp internals differ")
 

@@ -7,7 +7,6 @@ import ssl
 import pytest
 
 import tlsfast
-
 from tests.proxy.helpers import TIMEOUT, clientContext, connect, echo, echoRoundTrip, readToEnd, serverContext
 
 MiB = 1024 * 1024

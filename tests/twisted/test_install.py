@@ -15,7 +15,6 @@ import textwrap
 import warnings
 from pathlib import Path
 
-
 from twisted.internet import defer
 from twisted.internet.endpoints import (
     SSL4ClientEndpoint,
@@ -34,7 +33,6 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import tlsfast
 import tlsfast.twisted
-from tlsfast.twisted import _protocol
 from tests import pki
 from tests.twisted.tlshelpers import (
     Echo,
@@ -46,6 +44,7 @@ from tests.twisted.tlshelpers import (
     parametrize,
     serverOptions,
 )
+from tlsfast.twisted import _protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,18 +154,18 @@ def runPython(*sources, **env):
     )
 
 
-CHECK_BINDINGS = """
+CHECK_BINDINGS = f"""
     import sys
     import tlsfast.twisted as t
-    ours = {"TLSMemoryBIOProtocol": t.TLSMemoryBIOProtocol,
+    ours = {{"TLSMemoryBIOProtocol": t.TLSMemoryBIOProtocol,
             "BufferingTLSTransport": t.BufferingTLSTransport,
-            "TLSMemoryBIOFactory": t.TLSMemoryBIOFactory}
-    for module, attribute in %r:
+            "TLSMemoryBIOFactory": t.TLSMemoryBIOFactory}}
+    for module, attribute in {BINDINGS!r}:
         __import__(module)
         value = getattr(sys.modules[module], attribute)
         assert value is ours[attribute], (module, attribute, value)
     print("ok")
-""" % (BINDINGS,)
+"""
 
 
 class ImportOrderTests(SynchronousTestCase):
@@ -350,12 +349,10 @@ class EntryPointsMixin:
 
     async def test_httpsAgent(self):
         """The HTTPS Agent (twisted.web.client) over a TLS web server."""
-        from twisted.web.client import (
-            Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, readBody)
+        from twisted.internet.ssl import trustRootFromCertificates
+        from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, readBody
         from twisted.web.resource import Resource
         from twisted.web.static import Data
-
-        from twisted.internet.ssl import trustRootFromCertificates
 
         root = Resource()
         root.putChild(b"hello", Data(b"hello over tls", "text/plain"))

@@ -10,7 +10,6 @@ import os
 
 from OpenSSL import SSL
 from service_identity import VerificationError
-
 from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ClientEndpoint, TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -20,6 +19,7 @@ from twisted.internet.ssl import Certificate
 from twisted.protocols.basic import LineReceiver
 
 import tlsfast.twisted
+from tests import pki
 from tests.twisted.tlshelpers import (
     Echo,
     Recorder,
@@ -30,7 +30,6 @@ from tests.twisted.tlshelpers import (
     privateCertificate,
     serverOptions,
 )
-from tests import pki
 
 
 def reactor():
@@ -285,7 +284,7 @@ class StartTLSMixin:
         else:
             # stock Twisted does not (the gap tlsfast closes)
             with self.assertRaises(AttributeError):
-                client.transport.negotiatedProtocol
+                _ = client.transport.negotiatedProtocol
         self.assertEqual(
             isinstance(client.transport.protocol, tlsfast.twisted.TLSMemoryBIOProtocol),
             self.tlsfastInstalled,

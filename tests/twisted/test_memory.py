@@ -8,8 +8,6 @@ used directly).
 from __future__ import annotations
 
 from OpenSSL import SSL
-from zope.interface import implementer
-
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
@@ -17,11 +15,12 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 import tlsfast
 import tlsfast.twisted
-from tlsfast.twisted import _protocol
 from tests.twisted.tlshelpers import clientOptions, serverOptions
+from tlsfast.twisted import _protocol
 
 
 @implementer(IHandshakeListener)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 
-from zope.interface import implementer
-
 from twisted.internet import defer
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import ClientFactory, Protocol
@@ -24,11 +22,12 @@ from twisted.internet.ssl import (
     trustRootFromCertificates,
 )
 from twisted.trial.unittest import SkipTest
+from zope.interface import implementer
 
 import tlsfast
 import tlsfast.twisted
-from tlsfast.twisted import _protocol
 from tests import pki
+from tlsfast.twisted import _protocol
 
 
 def privateCertificate(identity) -> PrivateCertificate:

@@ -121,7 +121,7 @@ def _installed(stack: str) -> str | None:
     """Why ``stack`` cannot run here, or None."""
     if stack == "uvloop":
         try:
-            import uvloop  # noqa: F401
+            import uvloop  # noqa: F401 - imported only to learn whether it is installed
         except ImportError:
             return "uvloop is not installed (pip install uvloop)"
     if stack in ("tlsfast", "c"):
@@ -389,7 +389,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _need_matplotlib(option: str) -> None:
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401 - imported only to learn whether it is installed
     except ImportError:
         raise Unavailable(f"{option} needs matplotlib (pip install 'tlsfast[plot]')") from None
 
@@ -501,7 +501,7 @@ class _ParseBench(argparse.Action):
     other subcommands."""
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        namespace.bench = parse(list(values))  # type: ignore[arg-type]
+        namespace.bench = parse(list(values))
 
 
 def add_parser(commands) -> None:

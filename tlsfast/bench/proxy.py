@@ -199,7 +199,7 @@ def versions() -> dict:
     try:
         import tlsfast
         v["tlsfast"] = getattr(tlsfast, "__version__", "?")
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - a version that cannot be read is left out of the record
         pass
     return v
 
@@ -601,7 +601,7 @@ def profile(work: str, args, directory: str) -> str:
         log(f"profile {scenario} -> {path}")
         try:
             rec = one_run(scenario, "tlsfast", 0, work, args, profile=path)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - a failed profile run is reported, the others go on
             text.append(f"{scenario}: failed: {e}\n")
             continue
         text.append(f"### {scenario}: {rec['rate']:,.1f} {rec['unit']} under cProfile, "
@@ -700,7 +700,7 @@ def run(args: argparse.Namespace) -> int:
                         try:
                             rec = one_run(scenario, name, rnd, work, args)
                             break
-                        except Exception as e:  # noqa: BLE001
+                        except Exception as e:  # noqa: BLE001 - a failed run is retried, then recorded
                             log(f"  {scenario} round {rnd} {name}: attempt {attempt} failed: {e}")
                             rec = {"error": str(e)}
                     rec.update(round=rnd, contender=name, scenario=scenario)

@@ -353,7 +353,7 @@ def client_handshake(args) -> int:
         sni = args.sni.encode()
     else:
         ctx = context(args)
-        WantRead, WantWrite, TLSError = ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLError  # type: ignore[assignment]
+        WantRead, WantWrite, TLSError = ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLError  # type: ignore[assignment]  # stdlib stands in
     sel = selectors.DefaultSelector()
     addr = (args.host, args.port)
     done = 0

@@ -301,11 +301,11 @@ def plot_sweeps(results: list[Result], path: str, subtitle: str = "") -> None:
         groups.setdefault((result.key.split(" ")[0], sweep["axis"]), []).append(result)
     figure, axes = plt.subplots(len(groups), 2, figsize=(11, 3.6 * len(groups)), squeeze=False)
     for line, ((name, axis_name), points) in zip(axes, groups.items()):
-        points.sort(key=lambda r: sweep_of(r)["value"])  # type: ignore[index]
+        points.sort(key=lambda r: sweep_of(r)["value"])  # type: ignore[index]  # all swept (above)
         unit = points[0].unit
         for panel, (metric, ylabel) in zip(line, (("rate", f"{unit}/s"),
                                                     ("cpu_us_per_op", f"server CPU µs per {unit}"))):
-            summaries = [(sweep_of(r)["value"], r.summary()) for r in points]  # type: ignore[index]
+            summaries = [(sweep_of(r)["value"], r.summary()) for r in points]  # type: ignore[index]  # swept
             stacks = [stack for stack in STACKS if any(stack in summary for _, summary in summaries)]
             for stack in stacks:
                 xs = [x for x, summary in summaries if stack in summary]

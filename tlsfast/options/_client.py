@@ -14,10 +14,9 @@ import weakref
 from collections import OrderedDict
 
 from OpenSSL import SSL
-from zope.interface import implementer
-
 from twisted.internet._sslverify import ClientTLSOptions, IOpenSSLTrustRoot
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from zope.interface import implementer
 
 from tlsfast.options._errors import ConfigurationError
 from tlsfast.options._monitor import Monitor
@@ -167,7 +166,7 @@ class ClientOptions:
                                onHandshakeDone=self._remember, onActivity=self._remember)
         self.monitor.install(context)
         # Connection -> its session-cache key (host, port).
-        self._keys = weakref.WeakKeyDictionary()
+        self._keys: weakref.WeakKeyDictionary[SSL.Connection, tuple] = weakref.WeakKeyDictionary()
         # Twisted's own hostname handling: IDNA, IP vs DNS, SNI and the
         # service_identity verify callback.
         self._twistedOptions = ClientTLSOptions(self._createConnection, hostname, sendServerName)
@@ -224,7 +223,8 @@ class ClientOptions:
         hostname mismatch fails the handshake; the failure is in
         C{connection.get_app_data().verificationFailure}.
         """
-        connection = self._twistedOptions.clientConnectionForTLS(_SansIOProtocol())
+        connection = self._twistedOptions.clientConnectionForTLS(
+            _SansIOProtocol())  # type: ignore[arg-type]  # Twisted calls only failVerification on it
         self.monitor.track(connection)
         self._resume(connection, self._key(port if port is not None else self.port))
         return connection
@@ -255,7 +255,7 @@ class ClientOptions:
         if transport is not None:
             try:
                 port = transport.getPeer().port
-            except Exception:
+            except Exception:  # noqa: BLE001 - no peer port (a UNIX or test transport): resume by host only
                 pass
         self._resume(connection, self._key(port))
 

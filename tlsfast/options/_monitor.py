@@ -71,7 +71,7 @@ class ConnectionInfo:
 
 
 # Connection -> ConnectionInfo; pyOpenSSL Connections are weak-referenceable.
-_infos: "weakref.WeakKeyDictionary[SSL.Connection, ConnectionInfo]" = weakref.WeakKeyDictionary()
+_infos: weakref.WeakKeyDictionary[SSL.Connection, ConnectionInfo] = weakref.WeakKeyDictionary()
 
 
 def connectionInfo(connectionOrTransport) -> ConnectionInfo | None:
@@ -326,5 +326,5 @@ def _countRecord(writeP, version, contentType, buf, length, ssl, arg):
         else:
             info.recordsReceived += 1
             info.ciphertextBytesReceived += size
-    except Exception:  # pragma: no cover - never let an exception into OpenSSL
+    except Exception:  # noqa: BLE001  # pragma: no cover - an exception must never unwind into OpenSSL
         pass

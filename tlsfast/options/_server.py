@@ -10,9 +10,8 @@ import os
 
 from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL, crypto
-from zope.interface import implementer
-
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from zope.interface import implementer
 
 from tlsfast.options._alpn import selectProtocol
 from tlsfast.options._errors import ConfigurationError

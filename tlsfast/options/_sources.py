@@ -107,10 +107,8 @@ def loadPrivateKey(source, password: bytes | None = None, what: str = "private k
         return source
     if isinstance(source, crypto.PKey):
         return source.to_cryptography_key()
-    try:
-        from twisted.internet.ssl import PrivateCertificate
-    except ImportError:  # pragma: no cover
-        PrivateCertificate = ()
+    from twisted.internet.ssl import PrivateCertificate
+
     if isinstance(source, PrivateCertificate):
         return source.privateKey.original.to_cryptography_key()
     original = _twistedOriginal(source)
@@ -139,7 +137,7 @@ def _publicDER(key) -> bytes:
 
 def checkValidity(certificate: x509.Certificate, description: str, now=None) -> None:
     """Warn (L{CertificateValidityWarning}) if not valid at C{now}."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     subject = certificate.subject.rfc4514_string()
     if certificate.not_valid_after_utc < now:
         warnings.warn(

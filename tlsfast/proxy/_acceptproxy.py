@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import struct
 
-from proxyprotocol import ProxyProtocolIncompleteError
+from proxyprotocol import ProxyProtocol, ProxyProtocolIncompleteError
 from proxyprotocol.result import ProxyResultIPv4, ProxyResultIPv6
 from proxyprotocol.v1 import ProxyProtocolV1
 from proxyprotocol.v2 import ProxyProtocolV2
@@ -49,6 +49,7 @@ def splitHeader(data: bytes):
     more bytes are needed.  Raises L{ProxyHeaderError} as soon as C{data}
     cannot be the start of a header.
     """
+    parser: ProxyProtocol
     if data.startswith(V1_SIGNATURE):
         end = data.find(b"\r\n", 0, V1_MAX_LENGTH)
         if end < 0:
@@ -142,7 +143,7 @@ class ProxyHeaderReceiver(ProtocolWrapper):
 
     def _fail(self, why: str) -> None:
         self._report(why)
-        self.transport.abortConnection()
+        self.transport.abortConnection()  # type: ignore[union-attr]  # a connected TCP transport (ITCPTransport)
 
     def _report(self, why: str) -> None:
         self._stopWaiting()

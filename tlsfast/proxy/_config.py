@@ -101,7 +101,7 @@ class ListenerConfig:
     alpn: list[str] = field(default_factory=list)
     routes: dict[str, str] = field(default_factory=dict)  # SNI name or "*.suffix" -> backend HOST:PORT
     alpn_routes: dict[str, str] = field(default_factory=dict)  # negotiated ALPN protocol -> backend
-    sni_certs: dict[str, str | list[str]] = field(default_factory=dict)  # name -> PEM or [cert, key]
+    sni_certs: dict[str, str | list[str] | tuple[str, ...]] = field(default_factory=dict)  # name -> PEM or [cert, key]
     client_ca: str | None = None
     client_cert: str | None = None  # none | optional | required (default: required with client_ca)
     min_version: str = "1.2"
@@ -202,7 +202,7 @@ class ListenerConfig:
                                    "(the CAs client certificates must chain to)")
         if self.client_ca is not None and not os.path.isfile(self.client_ca):
             raise ProxyConfigError(f"{where}: client-ca file {self.client_ca!r} does not exist")
-        checked = {}
+        checked: dict[str, str | list[str] | tuple[str, ...]] = {}
         for name, files in self.sni_certs.items():
             try:
                 normalizePattern(name)  # ServerOptions would refuse it too, less precisely

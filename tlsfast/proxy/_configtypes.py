@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeGuard
 
 
 class ProxyConfigError(ValueError):
@@ -27,12 +28,12 @@ class Kind:
     accepts: Callable[[object], bool]
 
 
-def _isInteger(value: object) -> bool:
+def _isInteger(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)  # TOML true is not 1
 
 
-def _isNumber(value: object) -> bool:
-    return (_isInteger(value) or isinstance(value, float)) and math.isfinite(value)  # type: ignore[arg-type]
+def _isNumber(value: object) -> TypeGuard[float]:
+    return (_isInteger(value) or isinstance(value, float)) and math.isfinite(value)
 
 
 def _isText(value: object) -> bool:
@@ -40,13 +41,13 @@ def _isText(value: object) -> bool:
 
 
 def integer(minimum: int) -> Kind:
-    return Kind(f"an integer >= {minimum}", lambda v: _isInteger(v) and v >= minimum)  # type: ignore[operator]
+    return Kind(f"an integer >= {minimum}", lambda v: _isInteger(v) and v >= minimum)
 
 
 def seconds(positive: bool = True) -> Kind:
     if positive:
-        return Kind("a number of seconds > 0", lambda v: _isNumber(v) and v > 0)  # type: ignore[operator]
-    return Kind("a number of seconds >= 0", lambda v: _isNumber(v) and v >= 0)  # type: ignore[operator]
+        return Kind("a number of seconds > 0", lambda v: _isNumber(v) and v > 0)
+    return Kind("a number of seconds >= 0", lambda v: _isNumber(v) and v >= 0)
 
 
 TEXT = Kind("a string", _isText)

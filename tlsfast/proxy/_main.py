@@ -10,11 +10,22 @@ import gc
 import sys
 import warnings
 
-from tlsfast.proxy._config import (CLIENT_CERT_MODES, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
-                                   DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, LOG_FORMATS,
-                                   LOG_LEVELS, MODES, PROXY_PROTOCOL_VERSIONS, ListenerConfig, ProxyConfig,
-                                   ProxyConfigError,
-                                   loadToml)
+from tlsfast.proxy._config import (
+    CLIENT_CERT_MODES,
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    MODES,
+    PROXY_PROTOCOL_VERSIONS,
+    ListenerConfig,
+    ProxyConfig,
+    ProxyConfigError,
+    loadToml,
+)
 from tlsfast.proxy._log import Logger
 
 DESCRIPTION = """\

@@ -144,7 +144,7 @@ def fetchPeerSamples(reactor, token: str, index: int, timeout: float = PEER_TIME
 
 def _abort(protocol: _ReadSamples) -> None:
     if protocol.transport is not None:
-        protocol.transport.abortConnection()
+        protocol.transport.abortConnection()  # type: ignore[attr-defined]  # a TCP transport (ITCPTransport)
 
 
 def mergeWorkerSamples(texts: dict[int, bytes | None]) -> bytes:

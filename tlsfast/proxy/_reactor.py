@@ -66,8 +66,7 @@ if EPollReactor is not None:
                     dispatch(selectable, fd, event)
                 except KeyboardInterrupt:
                     raise
-                except BaseException:  # noqa: BLE001
-                    # What callWithLogger does: report it, keep the loop going.
+                except BaseException:  # noqa: BLE001 - as callWithLogger: report it, keep the loop going
                     log.err(None, f"Unhandled error in I/O event handler of {selectable!r}")
 
         doIteration = doPoll

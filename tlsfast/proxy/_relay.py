@@ -38,16 +38,19 @@ its L{Backend}'s, become events; it performs the actions that come back.
 from __future__ import annotations
 
 import itertools
-
-from zope.interface import implementer
-
-from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import (IHalfCloseableProtocol, IHandshakeListener,
-                                         IOpenSSLServerConnectionCreator, IPushProducer)
-from twisted.internet.protocol import ClientFactory, Factory, Protocol
-from twisted.python.failure import Failure
+from typing import Any
 
 from cryptography.x509.oid import NameOID
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IHandshakeListener,
+    IOpenSSLServerConnectionCreator,
+    IPushProducer,
+)
+from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from tlsfast.options import ClientOptions, ServerOptions, connectionInfo
 from tlsfast.proxy._eager import abort as abortTransport
@@ -109,7 +112,11 @@ class _Side(Protocol):
     lifecycle, which decides.
     """
 
-    peer: "_Side | None" = None
+    # Once connected: a TCP or TLS transport, which is also an IPushProducer,
+    # an IConsumer and half-closeable (zope interfaces have no intersection type).
+    transport: Any
+    # The other side, from _wire() on (the lifecycle never acts on it before).
+    peer: Any = None
     isTLS = False
 
     def __init__(self):
@@ -132,11 +139,14 @@ class _Side(Protocol):
     def stopProducing(self):
         pass  # see the module docstring: closing is the lifecycle's job
 
-    def _wire(self, other: "_Side") -> None:
+    def _wire(self, other: _Side) -> None:
         self.peer, other.peer = other, self
         self.toPeer, other.toPeer = _writer(other.transport), _writer(self.transport)
         self.transport.registerProducer(other, True)
         other.transport.registerProducer(self, True)
+
+    def readConnectionLost(self):
+        raise NotImplementedError()
 
     def writeConnectionLost(self):
         pass  # our FIN is out; the peer's FIN or connectionLost finishes
@@ -172,13 +182,13 @@ class Frontend(_Side):
     become events, and it performs the actions the lifecycle returns.
     """
 
-    def __init__(self, listener: "Listener"):
+    def __init__(self, listener: Listener):
         super().__init__()
         self.listener = listener
         self.id = next(_connectionIds)
         self.lifecycle = Lifecycle()
         self.pending: list[bytes] | None = []  # from the client, until the backend is ready
-        self.backendConnector = None
+        self.backendConnector: Any = None  # the IConnector dialling the backend
         self.backendAddress = listener.config.backendAddress
         self.idleTimer = None
         self.deadline = None  # the armed deadline (a DelayedCall) ...
@@ -187,7 +197,7 @@ class Frontend(_Side):
         self.clientCertificateSubject = self.clientCertificateCN = None
         self.tlsInfo = None  # the client's TLS, once its handshake is done
         self.clientError = None  # how the client connection ended, if on its own
-        self.backendError = None  # how the backend connection ended, if on its own and not cleanly
+        self.backendError: str | None = None  # how the backend connection ended, if on its own and not cleanly
         self.clientAddress = None
         self.opened = 0.0
 
@@ -228,7 +238,7 @@ class Frontend(_Side):
     def connectionLost(self, reason):
         self._handle(Event.CLIENT_LOST, reason)
 
-    def backendReady(self, backend: "Backend") -> None:
+    def backendReady(self, backend: Backend) -> None:
         self.peer = backend
         self._handle(Event.BACKEND_READY)
 
@@ -254,6 +264,7 @@ class Frontend(_Side):
 
     def _deadlineExpired(self) -> None:
         self.deadline = None
+        assert self.deadlineEvent is not None  # armed together with the deadline
         self._handle(self.deadlineEvent)
 
     # -- the actions ------------------------------------------------------------
@@ -577,7 +588,7 @@ class _CurrentServerOptions:
     certificates without touching the listening socket.
     """
 
-    def __init__(self, listener: "Listener"):
+    def __init__(self, listener: Listener):
         self.listener = listener
 
     def serverConnectionForTLS(self, tlsProtocol):
@@ -600,7 +611,7 @@ class Listener(Factory):
         self.connections: set[Frontend] = set()
         self.awaitingHeader: set = set()  # accept_proxy: connections still reading their PROXY header
         self.stats = ListenerStats()
-        self.port = None
+        self.port: Any = None  # the listening port, once listening
         self.acceptPaused = False
         self.stopping = False
         self.update(config, tls or ListenerTLS(config, reactor))
@@ -662,7 +673,7 @@ class Listener(Factory):
         host, port = frontend.backendAddress = self.config.backendFor(
             info.serverName if info is not None else None,
             negotiated.decode("ascii", "replace") if negotiated else None)
-        factory = _BackendFactory(frontend, self.tlsBack)
+        factory: ClientFactory[Any] = _BackendFactory(frontend, self.tlsBack)
         if self.tlsBack:
             from twisted.protocols import tls
 

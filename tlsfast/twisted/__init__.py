@@ -30,9 +30,8 @@ from __future__ import annotations
 import sys
 import warnings
 
-from zope.interface import implementer
-
 from twisted.internet.interfaces import IStreamServerEndpoint
+from zope.interface import implementer
 
 import tlsfast
 from tlsfast.twisted._alpn import installALPNFix, uninstallALPNFix

@@ -45,16 +45,15 @@ C{self._engine} is L{None}.
 
 from __future__ import annotations
 
-from OpenSSL.SSL import Error, ZeroReturnError
 from OpenSSL._util import text_to_bytes_and_warn
-from zope.interface import directlyProvides, providedBy
-
+from OpenSSL.SSL import Error, ZeroReturnError
 from twisted.internet._newtls import _BypassTLS
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.protocols import tls as _stock
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
+from zope.interface import directlyProvides, providedBy
 
 from tlsfast import TLSEngine
 
