@@ -37,6 +37,9 @@ would raise (including exceptions stored by its verify/ALPN callbacks), and
 the error queue is cleared afterwards.  Plaintext decrypted before a failure is
 never lost: it is returned, and the failure is raised by the next receive()
 (or taken with take_deferred_error()).
+
+An engine takes the handshake state from OpenSSL when it is bound: bound to a
+Connection whose handshake pyOpenSSL already finished, it is OPEN at once.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
@@ -46,6 +49,7 @@ from libc.errno cimport errno
 from libc.limits cimport INT_MAX
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport malloc, free
+from libc.string cimport strcmp
 
 from openssl cimport (
     SSL, BIO, OpenSSLFunctions,
@@ -62,10 +66,14 @@ cdef bint _table_ready = False
 # Names in the order of the OpenSSLFunctions struct; _binding.py uses this list.
 FUNCTION_NAMES = (
     "SSL_read", "SSL_write", "SSL_do_handshake", "SSL_get_error",
-    "SSL_shutdown", "SSL_pending", "SSL_get_shutdown",
+    "SSL_shutdown", "SSL_pending", "SSL_get_shutdown", "SSL_state_string_long",
     "BIO_read", "BIO_write", "BIO_get_mem_data", "BIO_set_mem_eof_return",
     "ERR_clear_error", "ERR_peek_error",
 )
+
+# What SSL_state_string_long() says in state TLS_ST_OK, the state
+# SSL_is_init_finished() tests (the same text from OpenSSL 1.1.1 to 4.0).
+DEF HANDSHAKE_FINISHED_STATE = b"SSL negotiation finished successfully"
 
 # Plaintext handed to SSL_write per round before draining the wbio, so the mem
 # BIO stays small (it grows by realloc+memset) however large one send() is.
@@ -90,6 +98,7 @@ def install_function_table(dict addresses):
     F.SSL_shutdown = <int (*)(SSL *) noexcept nogil><uintptr_t>addresses["SSL_shutdown"]
     F.SSL_pending = <int (*)(const SSL *) noexcept nogil><uintptr_t>addresses["SSL_pending"]
     F.SSL_get_shutdown = <int (*)(const SSL *) noexcept nogil><uintptr_t>addresses["SSL_get_shutdown"]
+    F.SSL_state_string_long = <const char *(*)(const SSL *) noexcept nogil><uintptr_t>addresses["SSL_state_string_long"]
     F.BIO_read = <int (*)(BIO *, void *, int) noexcept nogil><uintptr_t>addresses["BIO_read"]
     F.BIO_write = <int (*)(BIO *, const void *, int) noexcept nogil><uintptr_t>addresses["BIO_write"]
     F.BIO_get_mem_data = <long (*)(BIO *, char **) noexcept nogil><uintptr_t>addresses["BIO_get_mem_data"]
@@ -120,6 +129,11 @@ cdef inline void* _address(object cdata) except NULL:
     if address == 0:
         raise ValueError("NULL OpenSSL pointer")
     return <void*>address
+
+
+cdef inline bint _handshake_finished(SSL* ssl) noexcept:
+    cdef const char* state = F.SSL_state_string_long(ssl)
+    return state != NULL and strcmp(state, HANDSHAKE_FINISHED_STATE) == 0
 
 
 cdef bytes _EMPTY = b""
@@ -171,7 +185,9 @@ cdef class TLSEngine:
     Sans-IO TLS record engine bound to a pyOpenSSL ``Connection`` that was
     made with ``bio=None`` (memory BIOs).  The engine keeps a strong reference
     to the Connection, so the SSL* outlives it.  Configure the Connection
-    (``set_connect_state``/``set_accept_state``, SNI, ALPN) before binding.
+    (``set_connect_state``/``set_accept_state``, SNI, ALPN) before binding,
+    or bind it after pyOpenSSL finished the handshake: the engine starts in
+    the state OpenSSL is in.
     """
 
     cdef readonly object connection
@@ -205,7 +221,7 @@ cdef class TLSEngine:
         self._ssl = <SSL*>_address(self._ssl_cdata)
         self._rbio = <BIO*>_address(into_ssl)
         self._wbio = <BIO*>_address(from_ssl)
-        self._handshake_done = False
+        self._handshake_done = _handshake_finished(self._ssl)
         self._deferred_error = None
         self._unsent = None
 

@@ -26,6 +26,7 @@ EXPECTED_SIGNATURES = {
     "SSL_shutdown": "int(*)(SSL *)",
     "SSL_pending": "int(*)(SSL *)",
     "SSL_get_shutdown": "int(*)(SSL *)",
+    "SSL_state_string_long": "char *(*)(SSL *)",
     "BIO_read": "int(*)(BIO *, void *, int)",
     "BIO_write": "int(*)(BIO *, void *, int)",
     "BIO_get_mem_data": "long(*)(BIO *, char * *)",
