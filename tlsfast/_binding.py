@@ -176,7 +176,7 @@ def bind(tlsfast_version: str) -> BackendInfo:
         return info
     if info.problems:
         return info
-    _engine.install_python_helpers(ffi, SSL.WantReadError)
+    _engine.install_python_helpers(ffi, lib, SSL.WantReadError, SSL.Connection)
     _engine.install_function_table(addresses)
     info.accelerated = True
     return info
