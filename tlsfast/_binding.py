@@ -113,10 +113,10 @@ def check_function_table(ffi, lib) -> tuple[dict[str, int], list[str]]:
             problems.append(f"OpenSSL function {name} has signature {found}, engine expects {expected}")
             continue
         addresses[name] = int(ffi.cast("uintptr_t", pointer))
-    for name, expected in EXPECTED_CONSTANTS.items():
-        found = getattr(lib, name, None)
-        if found != expected:
-            problems.append(f"OpenSSL constant {name} is {found}, engine expects {expected}")
+    for name, value in EXPECTED_CONSTANTS.items():
+        found_value = getattr(lib, name, None)
+        if found_value != value:
+            problems.append(f"OpenSSL constant {name} is {found_value}, engine expects {value}")
     return addresses, problems
 
 
