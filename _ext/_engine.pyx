@@ -37,8 +37,46 @@ would raise (including exceptions stored by its verify/ALPN callbacks), and
 the error queue is cleared afterwards.  Plaintext decrypted before a failure is
 never lost: it is returned, and the failure is raised by the next receive()
 (or taken with take_deferred_error()).
+
+An engine takes the handshake state from OpenSSL when it is bound: bound to a
+Connection whose handshake pyOpenSSL already finished, it is OPEN at once.
+
+Misuse raises, never crashes
+----------------------------
+Only an ``OpenSSL.SSL.Connection`` (or a subclass) made with ``bio=None`` can
+be bound: its ``_ssl``, ``_into_ssl`` and ``_from_ssl`` must be cffi ``SSL *``
+and ``BIO *`` pointers, else TypeError (the same for reference_transfer).
+
+OpenSSL must not be re-entered on one SSL*, and callbacks (verify, ALPN, SNI,
+info) run inside the SSL_do_handshake/SSL_read of the call that triggered
+them.  So each bound Connection carries one busy flag, shared by every engine
+bound to it and by reference_transfer.  The guard's contract:
+
+- do_handshake(), receive(), receive_eof(), send() and shutdown() enter
+  OpenSSL's state machine and hold the flag for their whole run.  Any of them
+  called while it is held -- from a callback of the running call, or from
+  another thread -- raises ``RuntimeError("TLSEngine is busy: ...")`` before
+  touching OpenSSL.  The flag is released on every exit, exceptions included,
+  so an exception raised by a callback propagates exactly as before.
+- outgoing() and the queries (plaintext_pending, outgoing_pending,
+  peer_closed, close_sent) only read.  From a callback of the running call
+  (its own thread) they are allowed, as pyOpenSSL's bio_read and pending are:
+  Twisted's failVerification drains the alert from inside the handshake's
+  info callback.  Except outgoing() inside send(), which may already hold the
+  ciphertext before it: taking later bytes would reorder the stream.  From
+  another thread they raise while the flag is held.
+- The flag is a plain C field (owner thread, 0 when idle), read and written
+  only while holding the GIL: the methods never release it, and
+  reference_transfer takes the flags before it does.  So check-and-set is
+  atomic, and stays so if a later version releases the GIL around OpenSSL
+  calls.  A free-threaded build would have to make it an atomic
+  compare-and-swap before declaring the module free-threading compatible.
+- pyOpenSSL's own Connection methods do not look at the flag: calling them on
+  a Connection during an engine call is the misuse it already was without
+  tlsfast.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.ref cimport PyObject, Py_XDECREF
@@ -46,6 +84,7 @@ from libc.errno cimport errno
 from libc.limits cimport INT_MAX
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport malloc, free
+from libc.string cimport strcmp
 
 from openssl cimport (
     SSL, BIO, OpenSSLFunctions,
@@ -62,10 +101,14 @@ cdef bint _table_ready = False
 # Names in the order of the OpenSSLFunctions struct; _binding.py uses this list.
 FUNCTION_NAMES = (
     "SSL_read", "SSL_write", "SSL_do_handshake", "SSL_get_error",
-    "SSL_shutdown", "SSL_pending", "SSL_get_shutdown",
+    "SSL_shutdown", "SSL_pending", "SSL_get_shutdown", "SSL_state_string_long",
     "BIO_read", "BIO_write", "BIO_get_mem_data", "BIO_set_mem_eof_return",
     "ERR_clear_error", "ERR_peek_error",
 )
+
+# What SSL_state_string_long() says in state TLS_ST_OK, the state
+# SSL_is_init_finished() tests (the same text from OpenSSL 1.1.1 to 4.0).
+DEF HANDSHAKE_FINISHED_STATE = b"SSL negotiation finished successfully"
 
 # Plaintext handed to SSL_write per round before draining the wbio, so the mem
 # BIO stays small (it grows by realloc+memset) however large one send() is.
@@ -76,13 +119,67 @@ DEF RECORD_OVERHEAD = 64
 DEF RECORD_PLAINTEXT = 16384
 
 
+# Set by _binding: cryptography's ffi and lib (ffi turns cdata pointers into
+# addresses and checks their C type), pyOpenSSL's WantReadError (the one
+# exception the handshake path swallows) and Connection class.
+cdef object _ffi = None
+cdef object _lib = None
+cdef object _WantReadError = None
+cdef object _Connection = None
+cdef object _CData = None
+cdef object _typeof = None          # ffi.typeof and ffi.cast, looked up once
+cdef object _cast = None
+cdef object _UINTPTR = None
+cdef object _SSL_POINTER = None
+cdef object _BIO_POINTER = None
+
+
+def install_python_helpers(ffi, lib, want_read_error, connection_type):
+    """
+    Give the engine cryptography's ``ffi``/``lib`` and pyOpenSSL's
+    ``WantReadError`` and ``Connection``.  Called by _binding, before
+    install_function_table(); once the table is installed, only the very same
+    objects are accepted again.
+    """
+    global _ffi, _lib, _WantReadError, _Connection, _CData
+    global _typeof, _cast, _UINTPTR, _SSL_POINTER, _BIO_POINTER
+    if _table_ready:
+        if (ffi is _ffi and lib is _lib and want_read_error is _WantReadError
+                and connection_type is _Connection):
+            return
+        raise RuntimeError("the engine is already bound to cryptography's OpenSSL")
+    if not (isinstance(want_read_error, type) and issubclass(want_read_error, Exception)):
+        raise TypeError(f"want_read_error must be an exception class, not {want_read_error!r}")
+    if not isinstance(connection_type, type):
+        raise TypeError(f"connection_type must be a class, not {connection_type!r}")
+    _UINTPTR = ffi.typeof("uintptr_t")
+    _SSL_POINTER = ffi.typeof("SSL *")
+    _BIO_POINTER = ffi.typeof("BIO *")
+    _CData = ffi.CData
+    _typeof, _cast = ffi.typeof, ffi.cast
+    _ffi, _lib = ffi, lib
+    _WantReadError, _Connection = want_read_error, connection_type
+
+
 def install_function_table(dict addresses):
-    """Fill the C function table from {name: address}.  Called by _binding."""
+    """
+    Fill the C function table from {name: address}.  Called once by _binding,
+    after it checked each function's signature.  Every address must be that of
+    the function of the same name in the ``lib`` given to
+    install_python_helpers() (else ValueError: a call through any other
+    pointer would crash); installing the same table again changes nothing.
+    """
     global _table_ready
-    cdef Py_ssize_t i
+    if _lib is None:
+        raise RuntimeError("install_python_helpers() must be called first")
     for name in FUNCTION_NAMES:
-        if not addresses.get(name):
+        address = addresses.get(name)
+        if not address:
             raise ValueError(f"no address for OpenSSL function {name}")
+        if address != int(_ffi.cast(_UINTPTR, _ffi.addressof(_lib, name))):
+            raise ValueError(f"{address!r} is not the address of OpenSSL function {name}")
+    if _table_ready:
+        return
     F.SSL_read = <int (*)(SSL *, void *, int) noexcept nogil><uintptr_t>addresses["SSL_read"]
     F.SSL_write = <int (*)(SSL *, const void *, int) noexcept nogil><uintptr_t>addresses["SSL_write"]
     F.SSL_do_handshake = <int (*)(SSL *) noexcept nogil><uintptr_t>addresses["SSL_do_handshake"]
@@ -90,6 +187,7 @@ def install_function_table(dict addresses):
     F.SSL_shutdown = <int (*)(SSL *) noexcept nogil><uintptr_t>addresses["SSL_shutdown"]
     F.SSL_pending = <int (*)(const SSL *) noexcept nogil><uintptr_t>addresses["SSL_pending"]
     F.SSL_get_shutdown = <int (*)(const SSL *) noexcept nogil><uintptr_t>addresses["SSL_get_shutdown"]
+    F.SSL_state_string_long = <const char *(*)(const SSL *) noexcept nogil><uintptr_t>addresses["SSL_state_string_long"]
     F.BIO_read = <int (*)(BIO *, void *, int) noexcept nogil><uintptr_t>addresses["BIO_read"]
     F.BIO_write = <int (*)(BIO *, const void *, int) noexcept nogil><uintptr_t>addresses["BIO_write"]
     F.BIO_get_mem_data = <long (*)(BIO *, char **) noexcept nogil><uintptr_t>addresses["BIO_get_mem_data"]
@@ -100,26 +198,128 @@ def install_function_table(dict addresses):
 
 
 def table_ready():
+    """True once install_function_table() has filled the table."""
     return _table_ready
 
 
-# Set by _binding: cffi's ffi (to turn cdata pointers into addresses) and
-# pyOpenSSL's WantReadError (the one exception the handshake path swallows).
-cdef object _ffi = None
-cdef object _WantReadError = None
+# ---------------------------------------------------------------------------
+# Binding to a Connection: what may be driven, and its busy flag.
 
-
-def install_python_helpers(ffi, want_read_error):
-    global _ffi, _WantReadError
-    _ffi = ffi
-    _WantReadError = want_read_error
-
-
-cdef inline void* _address(object cdata) except NULL:
-    cdef uintptr_t address = _ffi.cast("uintptr_t", cdata)
+cdef void* _pointer(object cdata, str attribute, object pointer_type) except NULL:
+    """The address ``cdata`` (Connection.<attribute>) holds, if it is a ``pointer_type``."""
+    if not isinstance(cdata, _CData) or _typeof(cdata) is not pointer_type:
+        raise TypeError(f"Connection.{attribute} is {cdata!r}, not a cffi {pointer_type.cname}")
+    cdef uintptr_t address = _cast(_UINTPTR, cdata)
     if address == 0:
-        raise ValueError("NULL OpenSSL pointer")
+        raise ValueError(f"Connection.{attribute} is a NULL pointer")
     return <void*>address
+
+
+cdef object _check_connection(object connection, SSL** ssl, BIO** rbio, BIO** wbio):
+    """
+    Refuse anything but a memory-BIO Connection; give its SSL* and BIOs, and
+    return the cffi SSL* object (keeping it keeps the SSL* and its BIOs alive).
+    """
+    if not _table_ready:
+        raise RuntimeError("tlsfast engine used before its OpenSSL binding was installed")
+    if not isinstance(connection, _Connection):
+        raise TypeError(
+            f"expected an OpenSSL.SSL.Connection, not {type(connection).__qualname__}")
+    into_ssl = connection._into_ssl
+    from_ssl = connection._from_ssl
+    if into_ssl is None or from_ssl is None:
+        raise TypeError(
+            "TLSEngine needs a Connection made with bio=None (memory BIOs), "
+            "not one bound to a socket")
+    ssl_cdata = connection._ssl
+    ssl[0] = <SSL*>_pointer(ssl_cdata, "_ssl", _SSL_POINTER)
+    rbio[0] = <BIO*>_pointer(into_ssl, "_into_ssl", _BIO_POINTER)
+    wbio[0] = <BIO*>_pointer(from_ssl, "_from_ssl", _BIO_POINTER)
+    return ssl_cdata
+
+
+cdef inline bint _handshake_finished(SSL* ssl) noexcept:
+    cdef const char* state = F.SSL_state_string_long(ssl)
+    return state != NULL and strcmp(state, HANDSHAKE_FINISHED_STATE) == 0
+
+
+# The guard described in the module docstring.
+cdef extern from *:
+    """
+    /* The calling thread's identity for the busy flag: the thread pointer
+       where the compiler has it (one instruction, no call on the hot path),
+       else CPython's thread id.  Both are never 0 and unique among running
+       threads. */
+    #if defined(__has_builtin) && (defined(__x86_64__) || defined(__aarch64__))
+    #  if __has_builtin(__builtin_thread_pointer)
+    #    define TLSFAST_THREAD_ID() ((unsigned long)(uintptr_t)__builtin_thread_pointer())
+    #  endif
+    #endif
+    #ifndef TLSFAST_THREAD_ID
+    #  define TLSFAST_THREAD_ID() PyThread_get_thread_ident()
+    #endif
+    """
+    unsigned long _thread_id "TLSFAST_THREAD_ID"() noexcept
+
+
+ctypedef struct BusyFlag:
+    unsigned long owner             # thread inside a call that entered OpenSSL; 0: none
+    const char* running             # that call's name (a string literal)
+    bint drain_allowed              # outgoing() may run inside it (not inside send())
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class _BusyFlagHolder:
+    """Keeps one SSL*'s BusyFlag; engines point into it."""
+    cdef BusyFlag flag
+
+
+cdef _BusyFlagHolder _busy_flag_of(object connection):
+    """The Connection's flag, shared by all its engines (kept in its __dict__)."""
+    cdef dict state = connection.__dict__
+    holder = state.get("_tlsfast_busy")
+    if type(holder) is not _BusyFlagHolder:
+        holder = _BusyFlagHolder()
+        state["_tlsfast_busy"] = holder
+    return <_BusyFlagHolder>holder
+
+
+cdef inline int _enter(BusyFlag* flag, const char* name, bint drain_allowed) except -1:
+    if flag.owner != 0:
+        _refuse(flag, name, False)
+    flag.owner = _thread_id()
+    flag.running = name
+    flag.drain_allowed = drain_allowed
+    return 0
+
+
+cdef inline void _leave(BusyFlag* flag) noexcept:
+    flag.owner = 0
+
+
+cdef inline int _check_read(BusyFlag* flag, const char* name, bint drains) except -1:
+    if flag.owner != 0 and (flag.owner != _thread_id()
+                            or (drains and not flag.drain_allowed)):
+        _refuse(flag, name, drains)
+    return 0
+
+
+cdef int _refuse(BusyFlag* flag, const char* name, bint drains) except -1:
+    called = name.decode("ascii")
+    running = flag.running.decode("ascii")
+    if flag.owner != _thread_id():
+        raise RuntimeError(
+            f"TLSEngine is busy: {called} called from another thread while "
+            f"{running} runs on the same Connection; drive an engine from one thread")
+    if not drains:
+        raise RuntimeError(
+            f"TLSEngine is busy: {called} called from inside {running} on the same "
+            "Connection (from one of its callbacks); OpenSSL cannot be re-entered")
+    raise RuntimeError(
+        f"TLSEngine is busy: {called} called from inside {running} on the same "
+        f"Connection (from one of its callbacks); {running} returns the ciphertext "
+        "queued before it, so taking later bytes now would reorder the stream")
 
 
 cdef bytes _EMPTY = b""
@@ -166,12 +366,18 @@ cdef inline Py_ssize_t _mem_pending(BIO* bio) noexcept nogil:
 
 # ---------------------------------------------------------------------------
 
+# no_gc_clear: the engine holds raw pointers into the SSL* that _ssl_cdata
+# keeps alive; a cycle collection must not drop it before the engine goes.
+@cython.no_gc_clear
 cdef class TLSEngine:
     """
     Sans-IO TLS record engine bound to a pyOpenSSL ``Connection`` that was
     made with ``bio=None`` (memory BIOs).  The engine keeps a strong reference
     to the Connection, so the SSL* outlives it.  Configure the Connection
-    (``set_connect_state``/``set_accept_state``, SNI, ALPN) before binding.
+    (``set_connect_state``/``set_accept_state``, SNI, ALPN) before binding,
+    or bind it after pyOpenSSL finished the handshake: the engine starts in
+    the state OpenSSL is in.  Not re-entrant, one thread at a time: misuse
+    raises RuntimeError (module docstring).
     """
 
     cdef readonly object connection
@@ -190,22 +396,15 @@ cdef class TLSEngine:
     cdef list _unsent               # plaintext waiting for the handshake (None:
                                     # none; made on demand to keep idle
                                     # connections small)
+    cdef _BusyFlagHolder _busy_holder   # the Connection's flag, shared with its
+    cdef BusyFlag* _busy                # other engines, and a pointer into it
 
     def __cinit__(self, connection):
-        if not _table_ready:
-            raise RuntimeError("tlsfast engine used before its OpenSSL binding was installed")
-        into_ssl = connection._into_ssl
-        from_ssl = connection._from_ssl
-        if into_ssl is None or from_ssl is None:
-            raise TypeError(
-                "TLSEngine needs a Connection made with bio=None (memory BIOs), "
-                "not one bound to a socket")
+        self._ssl_cdata = _check_connection(connection, &self._ssl, &self._rbio, &self._wbio)
+        self._busy_holder = _busy_flag_of(connection)
+        self._busy = &self._busy_holder.flag
         self.connection = connection
-        self._ssl_cdata = connection._ssl
-        self._ssl = <SSL*>_address(self._ssl_cdata)
-        self._rbio = <BIO*>_address(into_ssl)
-        self._wbio = <BIO*>_address(from_ssl)
-        self._handshake_done = False
+        self._handshake_done = _handshake_finished(self._ssl)
         self._deferred_error = None
         self._unsent = None
 
@@ -219,21 +418,25 @@ cdef class TLSEngine:
     @property
     def peer_closed(self):
         """True once the peer's close_notify has been received."""
+        _check_read(self._busy, "peer_closed", False)
         return (F.SSL_get_shutdown(self._ssl) & SSL_RECEIVED_SHUTDOWN) != 0
 
     @property
     def close_sent(self):
         """True once our close_notify has been generated."""
+        _check_read(self._busy, "close_sent", False)
         return (F.SSL_get_shutdown(self._ssl) & SSL_SENT_SHUTDOWN) != 0
 
     @property
     def plaintext_pending(self):
         """Decrypted bytes OpenSSL holds that receive() has not returned yet."""
+        _check_read(self._busy, "plaintext_pending", False)
         return F.SSL_pending(self._ssl)
 
     @property
     def outgoing_pending(self):
         """Ciphertext bytes waiting to be taken with outgoing()."""
+        _check_read(self._busy, "outgoing_pending", False)
         return _mem_pending(self._wbio)
 
     @property
@@ -285,8 +488,12 @@ cdef class TLSEngine:
         handshake is complete, False while it needs more data from the peer;
         raises what pyOpenSSL's do_handshake would raise on failure.
         """
-        self._raise_deferred()
-        return self._handshake()
+        _enter(self._busy, "do_handshake()", True)
+        try:
+            self._raise_deferred()
+            return self._handshake()
+        finally:
+            _leave(self._busy)
 
     cdef bint _handshake(self) except -1:
         if self._handshake_done:
@@ -327,19 +534,23 @@ cdef class TLSEngine:
         while it is in progress.  Anything OpenSSL wants to send in reply is
         collected by outgoing().
         """
-        self._raise_deferred()
         cdef Py_buffer view
-        PyObject_GetBuffer(ciphertext, &view, PyBUF_SIMPLE)
+        _enter(self._busy, "receive()", True)
         try:
-            self._feed(<const char*>view.buf, view.len)
+            self._raise_deferred()
+            PyObject_GetBuffer(ciphertext, &view, PyBUF_SIMPLE)
+            try:
+                self._feed(<const char*>view.buf, view.len)
+            finally:
+                PyBuffer_Release(&view)
+            if not self._handshake_done and not self._handshake():
+                return _EMPTY
+            plaintext = self._read_plaintext()
+            if self._unsent:
+                self._flush_unsent()
+            return plaintext
         finally:
-            PyBuffer_Release(&view)
-        if not self._handshake_done and not self._handshake():
-            return _EMPTY
-        plaintext = self._read_plaintext()
-        if self._unsent:
-            self._flush_unsent()
-        return plaintext
+            _leave(self._busy)
 
     def receive_eof(self):
         """
@@ -347,12 +558,16 @@ cdef class TLSEngine:
         Returns remaining plaintext; raises what pyOpenSSL raises for the EOF
         (ZeroReturnError after close_notify, SysCallError otherwise).
         """
-        self._raise_deferred()
-        self._eof = True
-        F.BIO_set_mem_eof_return(self._rbio, 0)
-        if not self._handshake_done and not self._handshake():
-            return _EMPTY
-        return self._read_plaintext()
+        _enter(self._busy, "receive_eof()", True)
+        try:
+            self._raise_deferred()
+            self._eof = True
+            F.BIO_set_mem_eof_return(self._rbio, 0)
+            if not self._handshake_done and not self._handshake():
+                return _EMPTY
+            return self._read_plaintext()
+        finally:
+            _leave(self._busy)
 
     cdef int _feed(self, const char* data, Py_ssize_t length) except -1:
         cdef int chunk, written
@@ -428,23 +643,28 @@ cdef class TLSEngine:
         by receive() is not raised here: it belongs to the read side (a reply
         after the peer's close_notify is legal).
         """
-        if not self._handshake_done or self._unsent:
-            if len(plaintext):
-                self._keep_unsent(bytes(plaintext))
-            return self._take_outgoing()
         cdef Py_buffer view
-        PyObject_GetBuffer(plaintext, &view, PyBUF_SIMPLE)
+        _enter(self._busy, "send()", False)
         try:
-            if view.len <= WRITE_ROUND:
-                # Common case: encrypt everything, then size the result exactly.
-                self._write(<const char*>view.buf, view.len)
+            if not self._handshake_done or self._unsent:
+                if len(plaintext):
+                    self._keep_unsent(bytes(plaintext))
                 return self._take_outgoing()
-            return self._send_large(<const char*>view.buf, view.len)
+            PyObject_GetBuffer(plaintext, &view, PyBUF_SIMPLE)
+            try:
+                if view.len <= WRITE_ROUND:
+                    # Common case: encrypt everything, then size the result exactly.
+                    self._write(<const char*>view.buf, view.len)
+                    return self._take_outgoing()
+                return self._send_large(<const char*>view.buf, view.len)
+            finally:
+                PyBuffer_Release(&view)
         finally:
-            PyBuffer_Release(&view)
+            _leave(self._busy)
 
     def outgoing(self):
         """Return (and consume) all ciphertext OpenSSL has queued for the peer."""
+        _check_read(self._busy, "outgoing()", True)
         return self._take_outgoing()
 
     cdef object _take_outgoing(self):
@@ -539,13 +759,18 @@ cdef class TLSEngine:
         peer's close_notify has already been received too, as pyOpenSSL's
         Connection.shutdown does.
         """
-        cdef int rc = F.SSL_shutdown(self._ssl)
-        if rc < 0:
-            error = self._translate_error(rc)
-            if error is not None:
-                raise error
-            return False
-        return rc > 0
+        cdef int rc
+        _enter(self._busy, "shutdown()", True)
+        try:
+            rc = F.SSL_shutdown(self._ssl)
+            if rc < 0:
+                error = self._translate_error(rc)
+                if error is not None:
+                    raise error
+                return False
+            return rc > 0
+        finally:
+            _leave(self._busy)
 
 
 # ---------------------------------------------------------------------------
@@ -557,16 +782,41 @@ def reference_transfer(client, server, Py_ssize_t write_size, Py_ssize_t total):
     (two handshaken pyOpenSSL Connections with memory BIOs) in writes of
     ``write_size``, entirely in C without the GIL: SSL_write, BIO_read of the
     ciphertext, BIO_write into the server, SSL_read.  Benchmarks only.
-    Returns the number of plaintext bytes the server decrypted.
+    Returns the number of plaintext bytes the server decrypted.  Both
+    Connections are busy meanwhile, for their engines too (module docstring).
     """
-    if not _table_ready:
-        raise RuntimeError("OpenSSL binding not installed")
+    cdef SSL *client_ssl
+    cdef SSL *server_ssl
+    cdef BIO *client_in
+    cdef BIO *client_out
+    cdef BIO *server_in
+    cdef BIO *server_out
+    # (the cdata objects keep the SSL*s alive while the GIL is released)
+    client_cdata = _check_connection(client, &client_ssl, &client_in, &client_out)
+    server_cdata = _check_connection(server, &server_ssl, &server_in, &server_out)
+    if client_ssl == server_ssl:
+        raise ValueError("client and server must be two different Connections")
     if write_size <= 0 or write_size > INT_MAX // 2 or total < 0:
         raise ValueError("write_size must be in 1..2**30 and total >= 0")
-    cdef SSL* client_ssl = <SSL*>_address(client._ssl)
-    cdef SSL* server_ssl = <SSL*>_address(server._ssl)
-    cdef BIO* client_out = <BIO*>_address(client._from_ssl)
-    cdef BIO* server_in = <BIO*>_address(server._into_ssl)
+    cdef _BusyFlagHolder client_holder = _busy_flag_of(client)
+    cdef _BusyFlagHolder server_holder = _busy_flag_of(server)
+    cdef BusyFlag* client_busy = &client_holder.flag
+    cdef BusyFlag* server_busy = &server_holder.flag
+    _enter(client_busy, "reference_transfer()", False)
+    try:
+        _enter(server_busy, "reference_transfer()", False)
+        try:
+            return _reference_loop(client_ssl, client_out, server_ssl, server_in,
+                                   write_size, total)
+        finally:
+            _leave(server_busy)
+    finally:
+        _leave(client_busy)
+
+
+cdef Py_ssize_t _reference_loop(SSL* client_ssl, BIO* client_out, SSL* server_ssl,
+                                BIO* server_in, Py_ssize_t write_size,
+                                Py_ssize_t total) except -1:
     cdef Py_ssize_t transfer_size = write_size + 64 * 1024
     cdef char* message = <char*>malloc(write_size)
     cdef char* transfer = <char*>malloc(transfer_size)

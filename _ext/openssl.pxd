@@ -36,6 +36,10 @@ ctypedef struct OpenSSLFunctions:
     int (*SSL_shutdown)(SSL *) noexcept nogil
     int (*SSL_pending)(const SSL *) noexcept nogil
     int (*SSL_get_shutdown)(const SSL *) noexcept nogil
+    # cryptography's binding has no SSL_is_init_finished/SSL_in_init/SSL_get_state:
+    # the state's name is the one exposed view of SSL_get_state() (see
+    # HANDSHAKE_FINISHED_STATE in _engine.pyx).
+    const char *(*SSL_state_string_long)(const SSL *) noexcept nogil
     int (*BIO_read)(BIO *, void *, int) noexcept nogil
     int (*BIO_write)(BIO *, const void *, int) noexcept nogil
     long (*BIO_get_mem_data)(BIO *, char **) noexcept nogil

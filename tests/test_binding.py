@@ -77,19 +77,38 @@ def test_disable_switch_falls_back_with_reason():
     assert "problem        disabled by TLSFAST_DISABLE" in out
 
 
+# What a program sees of an engine that cannot be used: TLSEngine(c) and
+# require_engine() raise AccelerationUnavailable with the reasons, and the
+# Twisted glue keeps Twisted's own record path.
+_UNAVAILABLE_ENGINE = (
+    "import tlsfast\n"
+    "from OpenSSL import SSL\n"
+    "from tlsfast.twisted._protocol import engineFor\n"
+    "assert not tlsfast.ACCELERATED\n"
+    "connection = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)\n"
+    "for attempt in (lambda: tlsfast.TLSEngine(connection), tlsfast.require_engine):\n"
+    "    try:\n        attempt()\n"
+    "    except tlsfast.AccelerationUnavailable as e:\n        print('refused:', e)\n"
+    "print('isinstance:', isinstance(connection, tlsfast.TLSEngine))\n"
+    "print('glue engine:', engineFor(connection))\n"
+)
+
+
 def test_fallback_when_engine_cannot_be_imported(tmp_path):
-    # A tlsfast whose compiled engine is missing: import still works, the
-    # reason is reported, and require_engine() says why.
-    code = (
-        "import sys; sys.modules['tlsfast._engine'] = None\n"
-        "import tlsfast\n"
-        "assert not tlsfast.ACCELERATED and tlsfast.TLSEngine is None\n"
-        "print(tlsfast.backend_info().problems)\n"
-        "try:\n    tlsfast.require_engine()\nexcept tlsfast.AccelerationUnavailable as e:\n    print('refused:', e)\n"
-    )
+    # A tlsfast whose compiled engine is missing: import still works and the
+    # reason is reported.
+    code = "import sys; sys.modules['tlsfast._engine'] = None\n" + _UNAVAILABLE_ENGINE
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "compiled engine tlsfast._engine cannot be imported" in out
-    assert "refused: compiled engine" in out
+    refusal = "refused: compiled engine tlsfast._engine cannot be imported: "
+    assert out.count(refusal) == 2, out
+    assert "isinstance: False\nglue engine: None\n" in out
+
+
+def test_disabled_engine_raises_naming_the_reason():
+    out = subprocess.run([sys.executable, "-c", _UNAVAILABLE_ENGINE], capture_output=True, text=True,
+                         check=True, env={**os.environ, "TLSFAST_DISABLE": "1"}).stdout
+    assert out == ("refused: disabled by TLSFAST_DISABLE\n" * 2
+                   + "isinstance: False\nglue engine: None\n")
 
 
 def test_engine_refuses_to_run_without_a_table(tmp_path):
@@ -103,3 +122,19 @@ def test_engine_refuses_to_run_without_a_table(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "refused: tlsfast engine used before its OpenSSL binding was installed" in out
+
+
+def test_function_table_needs_the_helpers_first():
+    code = (
+        "import os\n"
+        "os.environ['TLSFAST_DISABLE'] = '1'\n"
+        "import tlsfast\nfrom tlsfast import _binding, _engine\n"
+        "from cryptography.hazmat.bindings._rust import _openssl\n"
+        "addresses, problems = _binding.check_function_table(_openssl.ffi, _openssl.lib)\n"
+        "assert not problems, problems\n"
+        "try:\n    _engine.install_function_table(addresses)\n"
+        "except RuntimeError as e:\n    print('refused:', e)\n"
+        "print('ready:', _engine.table_ready())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "refused: install_python_helpers() must be called first\nready: False\n"

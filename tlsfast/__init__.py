@@ -4,8 +4,11 @@ drop-in accelerated transport for Twisted.
 
 ``TLSEngine`` drives the SSL* of a pyOpenSSL ``Connection`` (made with
 ``bio=None``) from C; ``backend_info()`` tells whether acceleration is active
-and, if not, why.
+and, if not, why.  Where it is not, ``TLSEngine(connection)`` raises
+``AccelerationUnavailable`` naming the reasons.
 """
+
+from typing import TYPE_CHECKING
 
 from tlsfast._binding import BackendInfo, bind as _bind
 
@@ -16,14 +19,33 @@ _INFO = _bind(__version__)
 #: True when the compiled engine is bound to cryptography's OpenSSL.
 ACCELERATED = _INFO.accelerated
 
-if ACCELERATED:
-    from tlsfast._engine import TLSEngine
-else:  # pragma: no cover - exercised by tests/test_fallback.py in a subprocess
-    TLSEngine = None  # type: ignore[assignment,misc]
-
 
 class AccelerationUnavailable(RuntimeError):
     """The compiled engine cannot be used here; the reason says why."""
+
+
+def _unavailable() -> AccelerationUnavailable:
+    return AccelerationUnavailable("; ".join(_INFO.problems) or "unknown reason")
+
+
+class _UnavailableEngine:
+    """
+    Stands for ``TLSEngine`` where the compiled engine cannot be used:
+    constructing it raises ``AccelerationUnavailable`` with the reasons (a
+    class, so ``isinstance(x, tlsfast.TLSEngine)`` still works).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, connection: object) -> None:
+        raise _unavailable()
+
+
+# (TYPE_CHECKING: type checkers see the compiled engine's stub, _engine.pyi.)
+if TYPE_CHECKING or ACCELERATED:
+    from tlsfast._engine import TLSEngine
+else:  # pragma: no cover - exercised by tests/test_binding.py in subprocesses
+    TLSEngine = _UnavailableEngine
 
 
 def backend_info() -> BackendInfo:
@@ -31,10 +53,10 @@ def backend_info() -> BackendInfo:
     return _INFO
 
 
-def require_engine():
+def require_engine() -> "type[TLSEngine]":
     """Return TLSEngine, or raise AccelerationUnavailable naming the reasons."""
     if not ACCELERATED:
-        raise AccelerationUnavailable("; ".join(_INFO.problems) or "unknown reason")
+        raise _unavailable()
     return TLSEngine
 
 

@@ -26,6 +26,7 @@ EXPECTED_SIGNATURES = {
     "SSL_shutdown": "int(*)(SSL *)",
     "SSL_pending": "int(*)(SSL *)",
     "SSL_get_shutdown": "int(*)(SSL *)",
+    "SSL_state_string_long": "char *(*)(SSL *)",
     "BIO_read": "int(*)(BIO *, void *, int)",
     "BIO_write": "int(*)(BIO *, void *, int)",
     "BIO_get_mem_data": "long(*)(BIO *, char * *)",
@@ -112,10 +113,10 @@ def check_function_table(ffi, lib) -> tuple[dict[str, int], list[str]]:
             problems.append(f"OpenSSL function {name} has signature {found}, engine expects {expected}")
             continue
         addresses[name] = int(ffi.cast("uintptr_t", pointer))
-    for name, expected in EXPECTED_CONSTANTS.items():
-        found = getattr(lib, name, None)
-        if found != expected:
-            problems.append(f"OpenSSL constant {name} is {found}, engine expects {expected}")
+    for name, value in EXPECTED_CONSTANTS.items():
+        found_value = getattr(lib, name, None)
+        if found_value != value:
+            problems.append(f"OpenSSL constant {name} is {found_value}, engine expects {value}")
     return addresses, problems
 
 
@@ -175,7 +176,7 @@ def bind(tlsfast_version: str) -> BackendInfo:
         return info
     if info.problems:
         return info
-    _engine.install_python_helpers(ffi, SSL.WantReadError)
+    _engine.install_python_helpers(ffi, lib, SSL.WantReadError, SSL.Connection)
     _engine.install_function_table(addresses)
     info.accelerated = True
     return info

@@ -28,4 +28,5 @@ ENGINE=$(LD_PRELOAD="$LIBASAN" "$VENV/bin/python" -c \
 nm -D "$ENGINE" | grep -q __asan_init || { echo "engine $ENGINE is not instrumented"; exit 1; }
 echo "AddressSanitizer engine: $ENGINE"
 LD_PRELOAD="$LIBASAN" "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
-    tests/test_engine.py tests/test_engine_errors.py tests/test_engine_chunking.py tests/test_engine_fuzz.py
+    tests/test_engine.py tests/test_engine_errors.py tests/test_engine_chunking.py tests/test_engine_fuzz.py \
+    tests/test_engine_misuse.py tests/test_engine_late_bind.py

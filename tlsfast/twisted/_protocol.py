@@ -55,7 +55,7 @@ from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
-from tlsfast import TLSEngine
+from tlsfast import ACCELERATED, TLSEngine
 
 # Captured at import, before install() can rebind the names in
 # twisted.protocols.tls.
@@ -70,7 +70,7 @@ def engineFor(connection):
     engine is unavailable or C{connection} is not a memory-BIO
     L{OpenSSL.SSL.Connection} (then Twisted's own record path is used).
     """
-    if TLSEngine is None:
+    if not ACCELERATED:
         return None
     try:
         return TLSEngine(connection)
