@@ -10,8 +10,8 @@ and, if not, why.  Where it is not, ``TLSEngine(connection)`` raises
 
 from typing import TYPE_CHECKING
 
-from tlsfast._binding import BackendInfo, bind as _bind
-
+from tlsfast._binding import BackendInfo
+from tlsfast._binding import bind as _bind
 from tlsfast._version import __version__
 
 _INFO = _bind(__version__)

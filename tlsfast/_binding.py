@@ -92,7 +92,8 @@ def _version(dist: str) -> str | None:
 
 def _major_minor(version: str) -> tuple[int, int]:
     parts = (version.split(".") + ["0"])[:2]
-    return tuple(int("".join(c for c in p if c.isdigit()) or 0) for p in parts)  # type: ignore[return-value]
+    major, minor = (int("".join(c for c in p if c.isdigit()) or 0) for p in parts)
+    return major, minor
 
 
 def check_function_table(ffi, lib) -> tuple[dict[str, int], list[str]]:
