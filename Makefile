@@ -40,7 +40,7 @@ bench-report: $(STAMP)
 bench-loopback: $(STAMP)
 	bash bench/loopback.sh
 
-## tlsfast proxy vs haproxy vs stunnel (installs both if missing; ~7 min)
+## tlsfast proxy vs haproxy, stunnel and hitch (installs them if missing; ~8-12 min)
 ## -> bench-results/proxy.md, the proxy tables in docs/benchmarks.md
 bench-proxy: $(STAMP)
 	bash bench/proxy_compare.sh
