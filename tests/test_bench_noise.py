@@ -66,6 +66,15 @@ def test_plain_tcp_slower_than_tls_is_implausible():
     assert costly.flags == {"tcp": ["implausible: plain TCP used more CPU per op than twisted"]}
 
 
+def test_plain_tcp_is_the_ceiling_of_twisted_stacks_only():
+    """Twisted's plain TCP beaten by TLS on another event loop (uvloop's C loop) is no anomaly."""
+    result = _result("echo", tcp=[(4800.0, 82.0)] * 3, uvloop=[(4700.0, 60.0)] * 3, asyncio=[(5400.0, 70.0)] * 3)
+    assert noise.mark([result]) == [] and result.flags == {}
+    result = _result("echo", tcp=[(4800.0, 82.0)] * 3, tlsfast=[(4700.0, 60.0)] * 3)
+    noise.mark([result])
+    assert result.flags == {"tcp": ["implausible: plain TCP used more CPU per op than tlsfast"]}
+
+
 def test_a_target_is_no_reference_for_plain_tcp():
     result = _result("echo", tcp=STEADY, target=[(300.0, math.nan), (310.0, math.nan), (305.0, math.nan)])
     assert noise.mark([result]) == [] and result.flags == {}
