@@ -13,12 +13,22 @@ from typing import NoReturn
 EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
-class UsageError(Exception):
+class CommandError(Exception):
+    """A subcommand cannot go on: one line on stderr, and its exit status."""
+
+    status = EXIT_FAILED
+
+
+class UsageError(CommandError):
     """Bad arguments: exit status 2."""
 
+    status = EXIT_USAGE
 
-class Unavailable(Exception):
+
+class Unavailable(CommandError):
     """Cannot run here (port in use, stack not installed, ...): exit status 3."""
+
+    status = EXIT_UNAVAILABLE
 
 
 class OneLineParser(argparse.ArgumentParser):

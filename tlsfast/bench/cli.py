@@ -18,7 +18,7 @@ from tlsfast._cliutil import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_UNAVAILABLE,
-    EXIT_USAGE,
+    CommandError,
     OneLineParser,
     Unavailable,
     UsageError,
@@ -325,12 +325,9 @@ def _bench(args: argparse.Namespace) -> int:
     argv = args.argv
     try:
         settings = _settings(args)
-    except UsageError as e:
+    except CommandError as e:
         print(f"tlsfast bench: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except Unavailable as e:
-        print(f"tlsfast bench: error: {e}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return e.status
 
     def terminate(signum, frame):
         raise KeyboardInterrupt  # SIGTERM: stop like Ctrl-C, children included
@@ -525,12 +522,9 @@ def run(args: argparse.Namespace) -> int:
         return _bench(options)
     try:
         return ACTIONS[options.action][1](options)
-    except UsageError as e:
+    except CommandError as e:
         print(f"tlsfast bench {options.action}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except Unavailable as e:
-        print(f"tlsfast bench {options.action}: error: {e}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return e.status
     except OSError as e:
         print(f"tlsfast bench {options.action}: error: cannot write output: {e}", file=sys.stderr)
         return EXIT_FAILED
