@@ -62,7 +62,7 @@ def relaying(listener: FakeListener):
     frontend.makeConnection(client)
     assert frontend.lifecycle.state is State.DIALLING and client.producerState == "paused"
     frontend.dataReceived(b"early")
-    backend = Backend(frontend, False)
+    backend = Backend(frontend)
     backend.makeConnection(server)
     assert frontend.lifecycle.state is State.RELAYING and client.producerState == "producing"
     assert server.value() == b"early"

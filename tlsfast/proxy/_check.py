@@ -14,8 +14,7 @@ import sys
 import warnings
 
 from tlsfast.proxy._config import ProxyConfig, ProxyConfigError
-
-EXIT_OK, EXIT_CONFIG = 0, 2
+from tlsfast.proxy._status import EXIT_CONFIG, EXIT_OK
 
 
 def configurationProblems(config: ProxyConfig, warned: list[str]) -> list[str]:

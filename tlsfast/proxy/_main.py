@@ -27,6 +27,7 @@ from tlsfast.proxy._config import (
     loadToml,
 )
 from tlsfast.proxy._log import Logger
+from tlsfast.proxy._status import EXIT_CONFIG, EXIT_LISTEN
 
 DESCRIPTION = """\
 A TLS terminating / originating proxy on Twisted and tlsfast.
@@ -49,7 +50,6 @@ exit status: 0 stopped by a signal (--check: all good), 2 bad
 configuration, 3 cannot listen.
 """
 
-EXIT_CONFIG, EXIT_LISTEN = 2, 3
 
 
 def addParser(commands) -> None:

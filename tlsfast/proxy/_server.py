@@ -27,6 +27,7 @@ from tlsfast.proxy._certificates import expiryTimestamps
 from tlsfast.proxy._config import ProxyConfigError
 from tlsfast.proxy._eager import useEagerServers
 from tlsfast.proxy._relay import Listener, ListenerTLS
+from tlsfast.proxy._sockets import boundSocket
 
 
 class ListenError(Exception):
@@ -38,21 +39,16 @@ def listenSocket(reactor, address: tuple[str, int], factory, reusePort: bool, ba
     Listen on C{address} with our own socket (so SO_REUSEPORT can be set for
     workers sharing the port) and hand it to the reactor.
     """
-    host, port = address
     try:
-        family, _, _, _, sockaddr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                                       flags=socket.AI_PASSIVE)[0]
+        sock = boundSocket(address, reusePort)
     except socket.gaierror as e:
-        raise ListenError(f"cannot resolve {host!r}: {e.strerror}") from None
-    sock = socket.socket(family, socket.SOCK_STREAM)
+        raise ListenError(f"cannot resolve {address[0]!r}: {e.strerror}") from None
+    except OSError as e:
+        raise ListenError(e.strerror or str(e)) from None
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reusePort:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(sockaddr)
         sock.listen(backlog)
         sock.setblocking(False)
-        port = reactor.adoptStreamPort(sock.fileno(), family, factory)  # dups the descriptor
+        port = reactor.adoptStreamPort(sock.fileno(), sock.family, factory)  # dups the descriptor
         useEagerServers(port)
         return port
     except OSError as e:

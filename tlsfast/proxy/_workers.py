@@ -34,21 +34,12 @@ import sys
 import time
 
 from tlsfast.proxy._log import Logger
+from tlsfast.proxy._sockets import boundSocket
+from tlsfast.proxy._status import EXIT_CONFIG, EXIT_LISTEN
 
-EXIT_CONFIG, EXIT_LISTEN = 2, 3
 _RESTART_PAUSE = 1.0  # seconds between restarts of a worker that died young
 _YOUNG = 5.0  # a worker that dies within this many seconds of its start "died young"
 FORWARDED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-
-
-def _reserve(host: str) -> socket.socket:
-    family, _, _, _, address = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM,
-                                                  flags=socket.AI_PASSIVE)[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
-    return sock
 
 
 def _reservePorts(config) -> list[socket.socket]:
@@ -58,12 +49,12 @@ def _reservePorts(config) -> list[socket.socket]:
         host, port = listener.listenAddress
         if port != 0:
             continue
-        sock = _reserve(host)
+        sock = boundSocket((host, 0), reusePort=True)
         listener.listenAddress = (host, sock.getsockname()[1])
         reserved.append(sock)
     if config.metricsAddress is not None and config.metricsAddress[1] == 0:
         host = config.metricsAddress[0]
-        sock = _reserve(host)
+        sock = boundSocket((host, 0), reusePort=True)
         config.metricsAddress = (host, sock.getsockname()[1])
         reserved.append(sock)
     return reserved
