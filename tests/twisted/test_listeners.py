@@ -32,6 +32,7 @@ from tests.twisted.tlshelpers import (
     countEngineConnections,
     serverOptions,
 )
+from tlsfast._addresses import describeAddress, hostPort
 from tlsfast.twisted import StockListenersWarning, _listeners
 
 
@@ -192,7 +193,7 @@ class EnumerationTests(SynchronousTestCase):
     def test_describeAddress(self):
         from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
-        self.assertEqual(_listeners.describeAddress(IPv4Address("TCP", "127.0.0.1", 443)),
-                         "127.0.0.1:443")
-        self.assertEqual(_listeners.describeAddress(IPv6Address("TCP", "::1", 443)), "[::1]:443")
-        self.assertEqual(_listeners.describeAddress(UNIXAddress(b"/run/tls.sock")), "/run/tls.sock")
+        self.assertEqual(describeAddress(IPv4Address("TCP", "127.0.0.1", 443)), "127.0.0.1:443")
+        self.assertEqual(describeAddress(IPv6Address("TCP", "::1", 443)), "[::1]:443")
+        self.assertEqual(describeAddress(UNIXAddress(b"/run/tls.sock")), "/run/tls.sock")
+        self.assertEqual(hostPort("2001:db8::1", 8443), "[2001:db8::1]:8443")

@@ -52,6 +52,7 @@ from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from tlsfast._addresses import describeAddress, hostPort
 from tlsfast.options import ClientOptions, ServerOptions, connectionInfo
 from tlsfast.proxy._eager import abort as abortTransport
 from tlsfast.proxy._eager import connectTCP as eagerConnectTCP
@@ -80,15 +81,6 @@ def _reasonText(reason) -> str:
         reason = reason.value
     text = str(reason).strip() or type(reason).__name__
     return " ".join(text.split())[:300]
-
-
-def _hostPort(address) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _address(address) -> str:
-    return _hostPort((getattr(address, "host", "?"), getattr(address, "port", 0)))
 
 
 def _discard(data: bytes) -> None:
@@ -217,7 +209,7 @@ class Frontend(_Side):
     def connectionMade(self):
         _setNoDelay(self.transport)
         self.listener.connectionOpened(self)
-        self.clientAddress = _address(self.transport.getPeer())
+        self.clientAddress = describeAddress(self.transport.getPeer())
         if self.listener.log.debugEnabled:
             self.log("debug", "accept", client=self.clientAddress)
         self.lastActivity = self.opened = self.listener.reactor.seconds()
@@ -286,7 +278,7 @@ class Frontend(_Side):
         self._wire(backend)
         if self.listener.log.debugEnabled:
             info = connectionInfo(backend.transport) if self.listener.tlsBack else None
-            self.log("debug", "backend_ready", backend=_hostPort(self.backendAddress),
+            self.log("debug", "backend_ready", backend=hostPort(*self.backendAddress),
                      tls_version=info.version if info else None, alpn=info.alpn if info else None)
 
     def _resumeClient(self, failure) -> None:
@@ -308,7 +300,7 @@ class Frontend(_Side):
     def _reportBackendFailed(self, failure) -> None:
         why = backendErrorReason(failure)
         self.listener.stats.backendErrors[why] += 1
-        self.log("warn", "backend_failed", backend=_hostPort(self.backendAddress), reason=why,
+        self.log("warn", "backend_failed", backend=hostPort(*self.backendAddress), reason=why,
                  error=_reasonText(failure))
 
     def _noteClientError(self, failure) -> None:
@@ -379,7 +371,7 @@ class Frontend(_Side):
                  sni=tls.serverName if tls else None, tls_version=tls.version if tls else None,
                  cipher=tls.cipher if tls else None, alpn=tls.alpn if tls else None,
                  resumed=tls.resumed if tls else None, client_cert=self.clientCertificateSubject,
-                 backend=_hostPort(self.backendAddress) if self.peer is not None else None,
+                 backend=hostPort(*self.backendAddress) if self.peer is not None else None,
                  backend_error=self.backendError,
                  seconds=f"{self.listener.reactor.seconds() - self.opened:.3f}",
                  bytes_from_client=self.bytesIn, bytes_from_backend=fromBackend)
@@ -660,7 +652,7 @@ class Listener(Factory):
         frontend = receiver.wrappedProtocol
         frontend = getattr(frontend, "wrappedProtocol", frontend)  # under TLS
         self.log("info", "close", listener=self.config.name, conn=getattr(frontend, "id", None),
-                 by="proxy_header_failed", error=why, client=_address(receiver.transport.getPeer()))
+                 by="proxy_header_failed", error=why, client=describeAddress(receiver.transport.getPeer()))
 
     def abortAwaitingHeader(self) -> None:
         for receiver in list(self.awaitingHeader):

@@ -19,6 +19,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IAddress, IListeningPort
 
+from tlsfast._addresses import describeAddress
 from tlsfast.twisted._protocol import StockTLSMemoryBIOFactory, TLSMemoryBIOFactory
 
 # How deep to look through wrapping factories (policies.WrappingFactory,
@@ -67,17 +68,6 @@ def stockTLSListeners(reactor: Any) -> list[IAddress] | None:
         return found
     except Exception:  # noqa: BLE001 -- Twisted internals changed: "cannot tell"
         return None
-
-
-def describeAddress(address: object) -> str:
-    """C{host:port} (IPv6 hosts bracketed), a UNIX socket's path, or repr."""
-    host, port = getattr(address, "host", None), getattr(address, "port", None)
-    if isinstance(host, str) and isinstance(port, int):
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = getattr(address, "name", None)
-    if isinstance(name, (str, bytes)):
-        return name.decode(errors="replace") if isinstance(name, bytes) else name
-    return repr(address)
 
 
 def warnStockListeners(reactor: Any, stacklevel: int = 2) -> None:
