@@ -26,6 +26,16 @@ def _pyopenssl_pair(version: str) -> tuple[PyOpenSSLPeer, PyOpenSSLPeer]:
     return client, server
 
 
+def _client_finished_server_replied(version: str) -> tuple[PyOpenSSLPeer, PyOpenSSLPeer, bytes]:
+    """Three flights with pyOpenSSL; then what the server sends (its last flight and a reply), not yet delivered."""
+    client, server = _pyopenssl_pair(version)
+    client.start()
+    assert server.receive(client.outgoing()) == b""
+    assert client.receive(server.outgoing()) == b""
+    assert server.receive(client.outgoing()) == b""
+    return client, server, server.outgoing() + server.send(b"first reply")
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_engines_bound_after_the_handshake_are_open_at_once(version):
     client, server = _pyopenssl_pair(version)
@@ -54,12 +64,7 @@ def test_engine_bound_after_the_handshake_sends_to_a_pyopenssl_peer(version):
 def test_engine_bound_after_the_handshake_reads_what_pyopenssl_left_unread():
     # TLS 1.3: the client finished its handshake with pyOpenSSL; the server's
     # session tickets and first reply are still in flight.
-    client, server = _pyopenssl_pair("1.3")
-    client.start()
-    assert server.receive(client.outgoing()) == b""
-    assert client.receive(server.outgoing()) == b""
-    assert server.receive(client.outgoing()) == b""
-    in_flight = server.outgoing() + server.send(b"first reply")
+    client, server, in_flight = _client_finished_server_replied("1.3")
 
     client_engine = TLSEngine(client.connection)
     assert client_engine.handshake_done
@@ -70,12 +75,7 @@ def test_engine_bound_after_the_handshake_reads_what_pyopenssl_left_unread():
 def test_engine_bound_during_the_handshake_finishes_it():
     # TLS 1.2: the client sent its Finished with pyOpenSSL but has not seen
     # the server's yet; the server already sends application data.
-    client, server = _pyopenssl_pair("1.2")
-    client.start()
-    assert server.receive(client.outgoing()) == b""
-    assert client.receive(server.outgoing()) == b""
-    assert server.receive(client.outgoing()) == b""
-    in_flight = server.outgoing() + server.send(b"first reply")
+    client, server, in_flight = _client_finished_server_replied("1.2")
 
     client_engine = TLSEngine(client.connection)
     assert not client_engine.handshake_done
