@@ -77,7 +77,7 @@ bound to it and by reference_transfer.  The guard's contract:
 """
 
 cimport cython
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.ref cimport PyObject, Py_XDECREF
 from libc.errno cimport errno
@@ -327,6 +327,19 @@ cdef inline int _finish_bytes(PyObject** raw, Py_ssize_t capacity, Py_ssize_t to
     return _resize_bytes(raw, total)
 
 
+# Input buffers.  Most callers pass bytes: its data is read in place, without
+# the buffer protocol's fill-in and release (about 70 instructions a call);
+# the caller's reference keeps the bytes alive for the call.  Returns 1 when
+# the view must be given back with PyBuffer_Release, 0 when not.
+cdef inline int _get_input(object data, Py_buffer* view) except -1:
+    if PyBytes_CheckExact(data):
+        view.buf = PyBytes_AS_STRING(data)
+        view.len = PyBytes_GET_SIZE(data)
+        return 0
+    PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    return 1
+
+
 cdef inline Py_ssize_t _mem_pending(BIO* bio) noexcept nogil:
     cdef char* unused
     cdef long n = F.BIO_get_mem_data(bio, &unused)
@@ -348,6 +361,8 @@ cdef class TLSEngine:
     the state OpenSSL is in.  Not re-entrant, one thread at a time: misuse
     raises RuntimeError (module docstring).
     """
+    # (Its cdef methods are final: called directly, not through a vtable, so
+    # the C compiler can inline them into the hot paths.)
 
     cdef readonly object connection
     cdef object _ssl_cdata          # the cffi SSL* (what _raise_ssl_error takes)
@@ -358,6 +373,9 @@ cdef class TLSEngine:
     cdef bint _eof                  # the transport reported end of file
     cdef bint _drained              # the last read left nothing decrypted inside
                                     # OpenSSL (a sizing hint: saves an SSL_pending)
+    cdef Py_ssize_t _rbio_known     # bytes in the rbio, when known without asking
+                                    # (-1: unknown; a sizing hint: saves a
+                                    # BIO_get_mem_data per receive())
     # Byte counters (free to keep in C; read by tlsfast.options.connectionInfo)
     cdef readonly unsigned long long ciphertext_received, ciphertext_sent
     cdef readonly unsigned long long plaintext_received, plaintext_sent
@@ -374,6 +392,7 @@ cdef class TLSEngine:
         self._busy = &self._busy_holder.flag
         self.connection = connection
         self._handshake_done = _handshake_finished(self._ssl)
+        self._rbio_known = -1
         self._deferred_error = None
         self._unsent = None
 
@@ -426,6 +445,7 @@ cdef class TLSEngine:
 
     # -- error translation (cold path) ---------------------------------------
 
+    @cython.final
     cdef object _translate_error(self, int result):
         """The exception pyOpenSSL raises for ``result``, or None (want-read)."""
         cdef int saved_errno = errno
@@ -441,7 +461,8 @@ cdef class TLSEngine:
             F.ERR_clear_error()
         return None
 
-    cdef int _raise_deferred(self) except -1:
+    @cython.final
+    cdef inline int _raise_deferred(self) except -1:
         error = self._deferred_error
         if error is not None:
             self._deferred_error = None
@@ -464,10 +485,12 @@ cdef class TLSEngine:
         finally:
             _leave(self._busy)
 
+    @cython.final
     cdef bint _handshake(self) except -1:
         if self._handshake_done:
             return True
         self._drained = False
+        self._rbio_known = -1
         cdef int rc = F.SSL_do_handshake(self._ssl)
         # Exactly pyOpenSSL's do_handshake: _raise_ssl_error runs even on
         # success, to surface exceptions stored by verify/ALPN callbacks.
@@ -480,6 +503,7 @@ cdef class TLSEngine:
         self._flush_unsent()
         return True
 
+    @cython.final
     cdef int _flush_unsent(self) except -1:
         unsent = self._unsent
         self._unsent = None
@@ -504,14 +528,16 @@ cdef class TLSEngine:
         collected by outgoing().
         """
         cdef Py_buffer view
+        cdef bint acquired
         _enter(self._busy, "receive()", True)
         try:
             self._raise_deferred()
-            PyObject_GetBuffer(ciphertext, &view, PyBUF_SIMPLE)
+            acquired = _get_input(ciphertext, &view)
             try:
                 self._feed(<const char*>view.buf, view.len)
             finally:
-                PyBuffer_Release(&view)
+                if acquired:
+                    PyBuffer_Release(&view)
             if not self._handshake_done and not self._handshake():
                 return _EMPTY
             plaintext = self._read_plaintext()
@@ -538,6 +564,7 @@ cdef class TLSEngine:
         finally:
             _leave(self._busy)
 
+    @cython.final
     cdef int _feed(self, const char* data, Py_ssize_t length) except -1:
         cdef int chunk, written
         while length > 0:
@@ -549,15 +576,21 @@ cdef class TLSEngine:
             data += written
             length -= written
             self.ciphertext_received += written
+            if self._rbio_known >= 0:
+                self._rbio_known += written
         return 0
 
+    @cython.final
     cdef object _read_plaintext(self):
         # Plaintext is never longer than the ciphertext it came from, so the
         # rbio's contents plus what OpenSSL already decrypted bound the result.
         # One extra byte lets SSL_read report EOF/errors when both are empty.
         # (Only a bound for the first allocation: the loop grows the result if
-        # OpenSSL holds more, so a stale _drained costs a resize, not data.)
-        cdef Py_ssize_t capacity = _mem_pending(self._rbio) + 1
+        # OpenSSL holds more, so a stale _drained or _rbio_known costs a
+        # resize, not data.)
+        cdef Py_ssize_t capacity = (
+            self._rbio_known if self._rbio_known >= 0 else _mem_pending(self._rbio)) + 1
+        self._rbio_known = -1
         if not self._drained:
             capacity += F.SSL_pending(self._ssl)
         cdef Py_ssize_t total = 0
@@ -579,6 +612,7 @@ cdef class TLSEngine:
                         # inside OpenSSL, cannot be enabled through this
                         # binding: it exposes no SSL_CTX_set_read_ahead.)
                         self._drained = True
+                        self._rbio_known = 0
                         break
                     continue
                 status = F.SSL_get_error(self._ssl, rc)
@@ -613,13 +647,14 @@ cdef class TLSEngine:
         after the peer's close_notify is legal).
         """
         cdef Py_buffer view
+        cdef bint acquired
         _enter(self._busy, "send()", False)
         try:
             if not self._handshake_done or self._unsent:
                 if len(plaintext):
                     self._keep_unsent(bytes(plaintext))
                 return self._take_outgoing()
-            PyObject_GetBuffer(plaintext, &view, PyBUF_SIMPLE)
+            acquired = _get_input(plaintext, &view)
             try:
                 if view.len <= WRITE_ROUND:
                     # Common case: encrypt everything, then size the result exactly.
@@ -627,7 +662,8 @@ cdef class TLSEngine:
                     return self._take_outgoing()
                 return self._send_large(<const char*>view.buf, view.len)
             finally:
-                PyBuffer_Release(&view)
+                if acquired:
+                    PyBuffer_Release(&view)
         finally:
             _leave(self._busy)
 
@@ -636,6 +672,7 @@ cdef class TLSEngine:
         _check_read(self._busy, "outgoing()", True)
         return self._take_outgoing()
 
+    @cython.final
     cdef object _take_outgoing(self):
         cdef Py_ssize_t pending = _mem_pending(self._wbio)
         if pending == 0:
@@ -650,15 +687,18 @@ cdef class TLSEngine:
         finally:
             Py_XDECREF(raw)
 
+    @cython.final
     cdef int _keep_unsent(self, bytes chunk) except -1:
         if self._unsent is None:
             self._unsent = []
         self._unsent.append(chunk)
         return 0
 
+    @cython.final
     cdef int _write_all(self, bytes chunk) except -1:
         return self._write(PyBytes_AS_STRING(chunk), len(chunk))
 
+    @cython.final
     cdef int _write(self, const char* data, Py_ssize_t length) except -1:
         # pyOpenSSL sets SSL_MODE_ENABLE_PARTIAL_WRITE, so SSL_write returns
         # after each record: loop here, in C.
@@ -680,6 +720,7 @@ cdef class TLSEngine:
             raise error
         return 0
 
+    @cython.final
     cdef Py_ssize_t _drain(self, char* buffer, Py_ssize_t room) except -1:
         """Read up to ``room`` bytes of queued ciphertext into ``buffer``."""
         cdef Py_ssize_t total = 0
@@ -693,6 +734,7 @@ cdef class TLSEngine:
         self.ciphertext_sent += total
         return total
 
+    @cython.final
     cdef object _send_large(self, const char* data, Py_ssize_t length):
         cdef Py_ssize_t records = length // RECORD_PLAINTEXT + 2
         cdef Py_ssize_t capacity = _mem_pending(self._wbio) + length + records * RECORD_OVERHEAD
