@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from cryptography.hazmat.bindings._rust import _openssl
@@ -111,3 +112,9 @@ def test_bind_refuses_an_engine_built_from_another_spec(monkeypatch):
     assert not info.accelerated
     assert any(problem.startswith("OpenSSL function SSL_get_error is 'int (*)(SSL *, long)' in ")
                for problem in info.problems), info.problems
+
+
+def test_an_engine_built_before_the_spec_is_refused():
+    stale = ModuleType("tlsfast._engine")  # a .so from before compiled_table() existed
+    assert _binding.check_compiled_table(stale) == [
+        "compiled engine tlsfast._engine does not report its OpenSSL table (no compiled_table()): rebuild the engine"]

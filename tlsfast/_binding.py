@@ -101,7 +101,11 @@ def check_function_table(ffi, lib) -> tuple[dict[str, int], list[str]]:
 
 def check_compiled_table(engine: ModuleType) -> list[str]:
     """What differs between the spec and the table ``engine`` (tlsfast._engine) was compiled with."""
-    compiled_functions, compiled_constants = engine.compiled_table()
+    compiled_table = getattr(engine, "compiled_table", None)
+    if compiled_table is None:  # built before the table had one spec
+        return ["compiled engine tlsfast._engine does not report its OpenSSL table (no compiled_table()): "
+                "rebuild the engine"]
+    compiled_functions, compiled_constants = compiled_table()
     spec_functions, spec_constants = _openssl_spec.table()
     problems = []
     for kind, compiled, spec in (("function", compiled_functions, spec_functions),
