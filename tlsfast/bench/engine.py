@@ -59,6 +59,7 @@ import ssl
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import (
@@ -173,6 +174,21 @@ def _describe_pair(client, server) -> dict:
     return dict(describe_pyopenssl(client), mtls=server.get_peer_certificate() is not None)
 
 
+def _read_all(read: Callable[[int], bytes], want_read: type[Exception], got: list[bytes] | None) -> int:
+    """Plaintext bytes from ``read(32768)`` calls until ``want_read`` (the
+    receive loop of Twisted's ``_flushReceiveBIO`` and of asyncio's sslproto
+    alike); the chunks go to ``got`` when verifying."""
+    received = 0
+    while True:
+        try:
+            plaintext = read(32768)
+        except want_read:
+            return received
+        received += len(plaintext)
+        if got is not None:
+            got.append(plaintext)
+
+
 class Transfer:
     name = "?"
 
@@ -252,7 +268,8 @@ class PyOpenSSLTransfer(_PyOpenSSLPairTransfer):
 
         client, server, message = self.client, self.server, self.message
         length = len(message)
-        got, received = [], 0
+        got: list[bytes] | None = [] if collect else None
+        received = 0
         for _ in range(self.writes):
             wire, done = [], 0
             while done < length:  # TLSMemoryBIOProtocol._write + _flushSendBIO
@@ -262,14 +279,7 @@ class PyOpenSSLTransfer(_PyOpenSSLPairTransfer):
                 except WantReadError:
                     pass
             server.bio_write(b"".join(wire))  # dataReceived -> _flushReceiveBIO
-            while True:
-                try:
-                    plaintext = server.recv(32768)
-                except WantReadError:
-                    break
-                received += len(plaintext)
-                if collect:
-                    got.append(plaintext)
+            received += _read_all(server.recv, WantReadError, got)
             try:  # _flushSendBIO after the receive loop
                 server.bio_read(32768)
             except WantReadError:
@@ -311,18 +321,12 @@ class StdlibTransfer(Transfer):
     def run(self, collect: bool = False):
         client, client_out, server, server_in = self.client, self.client_out, self.server, self.server_in
         message, WantRead = self.message, ssl.SSLWantReadError
-        got, received = [], 0
+        got: list[bytes] | None = [] if collect else None
+        received = 0
         for _ in range(self.writes):
             client.write(message)
             server_in.write(client_out.read())
-            while True:
-                try:
-                    plaintext = server.read(32768)
-                except WantRead:
-                    break
-                received += len(plaintext)
-                if collect:
-                    got.append(plaintext)
+            received += _read_all(server.read, WantRead, got)
         return got if collect else received
 
 
