@@ -62,18 +62,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# Only interfaces at import: ``tlsfast bench`` imports this module in the
+# process that starts and signals the others, which stays without Twisted's
+# reactor machinery (and logging); the glue pairs import the rest in setup().
 from twisted.internet.interfaces import (
     IHandshakeListener,
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
+    IProtocol,
 )
-from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from zope.interface import implementer
 
 from tlsfast.bench.certs import write_pki
-from tlsfast.bench.client import describe_stdlib, pin_stdlib
 from tlsfast.bench.peers import EnginePeer, PyOpenSSLPeer, pump, pyopenssl_connection
 from tlsfast.bench.tlsconfig import TLSParams, add_arguments, describe_pyopenssl, from_arguments, pin_context
 
@@ -141,6 +141,8 @@ class Pki:
         return self.pyopenssl_connection(server=False), self.pyopenssl_connection(server=True)
 
     def stdlib_contexts(self):
+        from tlsfast.bench.client import pin_stdlib  # the load generator's module: asyncio at import
+
         server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         server.load_cert_chain(self.path("server.pem"), self.path("server.key"))
         client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -315,6 +317,8 @@ class StdlibTransfer(Transfer):
             self.client.read(65536)
         except ssl.SSLWantReadError:
             pass
+        from tlsfast.bench.client import describe_stdlib
+
         self.negotiated = dict(describe_stdlib(self.client), mtls=bool(self.server.getpeercert()),
                                openssl=ssl.OPENSSL_VERSION)
 
@@ -343,8 +347,8 @@ class ReferenceTransfer(_PyOpenSSLPairTransfer):
         self.check(self.run())
 
 
-@implementer(IHandshakeListener)
-class _GlueApplication(Protocol):
+@implementer(IProtocol, IHandshakeListener)
+class _GlueApplication:
     """The application on either end of a glue pair: it notes the handshake
     and counts (or, while verifying, keeps) what it receives."""
 
@@ -352,6 +356,13 @@ class _GlueApplication(Protocol):
         self.handshook = False
         self.received = 0
         self.chunks: list[bytes] | None = None
+        self.transport: Any = None
+
+    def makeConnection(self, transport: Any) -> None:
+        self.transport = transport
+
+    def connectionMade(self) -> None:
+        pass
 
     def handshakeCompleted(self) -> None:
         self.handshook = True
@@ -360,6 +371,9 @@ class _GlueApplication(Protocol):
         self.received += len(data)
         if self.chunks is not None:
             self.chunks.append(data)
+
+    def connectionLost(self, reason: Any) -> None:
+        pass
 
 
 @implementer(IOpenSSLClientConnectionCreator, IOpenSSLServerConnectionCreator)
@@ -389,6 +403,10 @@ class GlueTransfer(Transfer):
         raise NotImplementedError
 
     def setup(self, pki: Pki) -> None:
+        from twisted.internet.protocol import Factory
+        from twisted.internet.task import Clock
+        from twisted.internet.testing import StringTransport
+
         factory_class, protocol_class = self.classes()
         connections = pki.pyopenssl_pair()
         clock = Clock()
