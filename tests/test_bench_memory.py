@@ -89,7 +89,7 @@ def test_the_glue_table_marks_the_targets():
     assert "tlsfast glue / C" in header and "stock glue / C" in header
     assert "| 0.53 ✓ | 0.10 | 5.26 |" in row  # 1/1.9 >= 0.5 at 64 B; no target for stock
     targets = engine_report.glue_targets_table(summary, [64])
-    assert "| 64 B | 0.53 ✓ (≥ 0.5; 0.16) | 0.10 (0.06) | 1.73 |" in targets
+    assert "| 64 B | 0.526 ✓ (≥ 0.5; 0.16) | 0.100 (0.06) | 1.73 |" in targets
 
 
 def test_report_from_pytest_benchmark_json(tmp_path):
