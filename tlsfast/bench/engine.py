@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import functools
 import gc
 import json
 import os
@@ -156,18 +157,14 @@ class Pki:
         return client, server
 
 
-_DEFAULT_PKI: list[Pki] = []
-
-
+@functools.cache
 def default_pki() -> Pki:
     """One throwaway CA and certificates per process (in a temporary directory
     removed at exit), with the default TLS parameters."""
-    if not _DEFAULT_PKI:
-        directory = tempfile.mkdtemp(prefix="tlsfast-bench-")
-        atexit.register(shutil.rmtree, directory, True)
-        write_pki(directory)
-        _DEFAULT_PKI.append(Pki(directory, TLSParams()))
-    return _DEFAULT_PKI[0]
+    directory = tempfile.mkdtemp(prefix="tlsfast-bench-")
+    atexit.register(shutil.rmtree, directory, True)
+    write_pki(directory)
+    return Pki(directory, TLSParams())
 
 
 def _describe_pair(client, server) -> dict:
@@ -390,6 +387,23 @@ class _OneConnection:
         return self.connection
 
 
+class _GluePeer:
+    """A TLS protocol over a StringTransport as a peer for :func:`pump` (the
+    plaintext goes to its application, not back to the pump)."""
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def outgoing(self) -> bytes:
+        data = self.protocol.transport.value()
+        self.protocol.transport.clear()
+        return data
+
+    def receive(self, ciphertext: bytes) -> bytes:
+        self.protocol.dataReceived(ciphertext)
+        return b""
+
+
 class GlueTransfer(Transfer):
     """
     A client and a server ``TLSMemoryBIOProtocol`` over ``StringTransport``s,
@@ -418,16 +432,7 @@ class GlueTransfer(Transfer):
             protocol.makeConnection(StringTransport())
             protocols.append(protocol)
         self.client, self.server = protocols
-        for _ in range(20):
-            moved = False
-            for sender, receiver in ((self.client, self.server), (self.server, self.client)):
-                data = sender.transport.value()
-                if data:
-                    moved = True
-                    sender.transport.clear()
-                    receiver.dataReceived(data)
-            if not moved:
-                break
+        pump(_GluePeer(self.client), _GluePeer(self.server))
         if not all(application.handshook for application in self.applications):
             raise RuntimeError(f"{self.name}: the glue handshake did not complete")
         self.negotiated = _describe_pair(*connections)
