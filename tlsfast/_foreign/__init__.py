@@ -87,11 +87,14 @@ def missingAttributes(owner: object, names: Iterable[str]) -> list[str]:
     return [f"{label} has no {name}" for name in names if not hasattr(owner, name)]
 
 
-def missingParameters(function: object, parameters: tuple[str, ...]) -> list[str]:
-    """A problem unless C{function} takes exactly C{parameters}."""
-    label = getattr(function, "__qualname__", repr(function))
+def missingParameters(owner: object, name: str, parameters: tuple[str, ...]) -> list[str]:
+    """A problem unless C{owner.name} is a function taking exactly C{parameters}."""
+    label = f"{getattr(owner, '__qualname__', None) or getattr(owner, '__name__', repr(owner))}.{name}"
+    function = getattr(owner, name, None)
+    if function is None:
+        return [f"{label} is missing"]
     try:
-        found = tuple(inspect.signature(function).parameters)  # type: ignore[arg-type]
+        found = tuple(inspect.signature(function).parameters)
     except (TypeError, ValueError):
         return [f"{label} is not a function"]
     if found != parameters:

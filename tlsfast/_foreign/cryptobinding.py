@@ -21,5 +21,12 @@ from tlsfast._foreign import Surface, missingAttributes
 ffi: Any = _openssl.ffi
 lib: Any = _openssl.lib
 
-SURFACE = Surface("cryptography.hazmat.bindings._rust._openssl", "cryptography",
-                  TESTED_RANGES["cryptography"]).require(missingAttributes(_openssl, ("ffi", "lib")))
+
+
+def check() -> Surface:
+    """Check the names this module uses (at import: L{SURFACE})."""
+    return Surface("cryptography.hazmat.bindings._rust._openssl", "cryptography",
+                   TESTED_RANGES["cryptography"]).require(missingAttributes(_openssl, ("ffi", "lib")))
+
+
+SURFACE = check()

@@ -29,12 +29,19 @@ from tlsfast._foreign.cryptobinding import lib as _lib
 #: pyOpenSSL's cffi C{FFI} (cryptography's, when the two agree).
 ffi: Any = _util.ffi
 
-SURFACE = Surface("pyOpenSSL internals", "pyOpenSSL", TESTED_RANGES["pyOpenSSL"]).require(
-    missingAttributes(_util, ("ffi", "text_to_bytes_and_warn")),
-    missingAttributes(SSL.Connection, ("_reverse_mapping",)),
-    missingAssignments(SSL.Connection.__init__, ("_ssl",)),
-    missingAssignments(SSL.Context.__init__, ("_context", "_info_callback")),
-)
+
+
+def check() -> Surface:
+    """Check the names this module uses (at import: L{SURFACE})."""
+    return Surface("pyOpenSSL internals", "pyOpenSSL", TESTED_RANGES["pyOpenSSL"]).require(
+        missingAttributes(_util, ("ffi", "text_to_bytes_and_warn")),
+        missingAttributes(SSL.Connection, ("_reverse_mapping",)),
+        missingAssignments(SSL.Connection.__init__, ("_ssl",)),
+        missingAssignments(SSL.Context.__init__, ("_context", "_info_callback")),
+    )
+
+
+SURFACE = check()
 
 
 def textToBytes(label: str, data: Any) -> bytes:

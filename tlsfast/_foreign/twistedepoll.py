@@ -34,14 +34,20 @@ try:
 except ImportError:  # not Linux
     EPollReactor = None  # type: ignore[assignment,misc]  # no epoll: Twisted's default reactor is used
 
-if EPollReactor is None:
-    SURFACE = Surface("EPollReactor dispatch", "Twisted", TWISTED_TESTED, ["no epoll on this platform"])
-else:
-    SURFACE = Surface("EPollReactor dispatch", "Twisted", TWISTED_TESTED).require(
+
+
+def check() -> Surface:
+    """Check the names this module uses (at import: L{SURFACE})."""
+    if EPollReactor is None:
+        return Surface("EPollReactor dispatch", "Twisted", TWISTED_TESTED, ["no epoll on this platform"])
+    return Surface("EPollReactor dispatch", "Twisted", TWISTED_TESTED).require(
         missingAssignments(EPollReactor.__init__, ("_poller", "_selectables")),
-        missingParameters(getattr(EPollReactor, "_doReadOrWrite", None), ("self", "selectable", "fd", "event")),
-        missingParameters(EPollReactor.doPoll, ("self", "timeout")),
+        missingParameters(EPollReactor, "_doReadOrWrite", ("self", "selectable", "fd", "event")),
+        missingParameters(EPollReactor, "doPoll", ("self", "timeout")),
     )
+
+
+SURFACE = check()
 
 
 if EPollReactor is not None:

@@ -23,12 +23,18 @@ from twisted.internet._sslverify import ClientTLSOptions, IOpenSSLTrustRoot
 
 from tlsfast._foreign import TWISTED_TESTED, Surface, missingAttributes, missingParameters
 
-SURFACE = Surface("twisted.internet._sslverify", "Twisted", TWISTED_TESTED).require(
-    missingAttributes(_sslverify, ("setupForALPN", "protosFromProtocol")),
-    missingParameters(getattr(_sslverify, "setupForALPN", None), ("context", "acceptableProtocols")),
-    missingParameters(getattr(_sslverify, "protosFromProtocol", None), ("tlsProto", "acceptableProtocols")),
-    [] if "_addCACertsToContext" in IOpenSSLTrustRoot.names() else ["IOpenSSLTrustRoot has no _addCACertsToContext"],
-)
+
+def check() -> Surface:
+    """Check the names this module uses (at import: L{SURFACE})."""
+    return Surface("twisted.internet._sslverify", "Twisted", TWISTED_TESTED).require(
+        missingAttributes(_sslverify, ("setupForALPN", "protosFromProtocol")),
+        missingParameters(_sslverify, "setupForALPN", ("context", "acceptableProtocols")),
+        missingParameters(_sslverify, "protosFromProtocol", ("tlsProto", "acceptableProtocols")),
+        [] if "_addCACertsToContext" in IOpenSSLTrustRoot.names() else ["IOpenSSLTrustRoot has no _addCACertsToContext"],
+    )
+
+
+SURFACE = check()
 
 #: Twisted's own C{setupForALPN}, captured before any replacement.
 stockSetupForALPN: Callable[[Any, Sequence[bytes]], None] | None = getattr(_sslverify, "setupForALPN", None)

@@ -28,17 +28,20 @@ from twisted.internet import abstract, tcp
 
 from tlsfast._foreign import TWISTED_TESTED, Surface, missingAssignments, missingAttributes, missingParameters
 
-SURFACE = Surface("twisted.internet.tcp write queue", "Twisted", TWISTED_TESTED).require(
-    missingAttributes(tcp.Server, ("dataBuffer", "offset", "_writeDisconnecting", "disconnecting", "connected",
-                                   "_aborting")),
-    missingAssignments(abstract.FileDescriptor.__init__, ("_tempDataBuffer",)),
-    missingParameters(getattr(tcp.Connector, "_makeTransport", None), ("self",)),
-    [] if getattr(tcp.Port, "transport", None) is tcp.Server else ["tcp.Port.transport is not tcp.Server"],
-)
-
 # Captured at import, before installEagerWrites() can rebind them.
 StockClient = tcp.Client
 StockServer = tcp.Server
+
+
+def check() -> Surface:
+    """Check the names this module uses (at import: L{SURFACE})."""
+    return Surface("twisted.internet.tcp write queue", "Twisted", TWISTED_TESTED).require(
+        missingAttributes(StockServer, ("dataBuffer", "offset", "_writeDisconnecting", "disconnecting", "connected",
+                                        "_aborting")),
+        missingAssignments(abstract.FileDescriptor.__init__, ("_tempDataBuffer",)),
+        missingParameters(tcp.Connector, "_makeTransport", ("self",)),
+        [] if tcp.Port.transport in (StockServer, EagerServer) else ["tcp.Port.transport is not tcp.Server"],
+    )
 
 
 class _EagerWrite(tcp.Connection):
@@ -73,6 +76,9 @@ class EagerConnector(tcp.Connector):
 
     def _makeTransport(self) -> EagerClient:
         return EagerClient(self.host, self.port, self.bindAddress, self, self.reactor)
+
+
+SURFACE = check()
 
 
 def connectTCP(reactor: Any, host: str, port: int, factory: Any, timeout: float = 30,
