@@ -206,6 +206,9 @@ class Monitor:
         info.serverName = name.decode("ascii", "surrogateescape") if name is not None else None
         if HAS["SSL_session_reused"]:
             info.resumed = bool(_lib.SSL_session_reused(pyopenssl.sslPointer(connection)))
+        # Here, inside SSL_do_handshake, before the application hears of the
+        # handshake: the same moment on every record path.
+        _cancelTimers(info, "handshake")
         if self.onHandshakeDone is not None:
             self.onHandshakeDone(connection, info)
 
@@ -228,7 +231,8 @@ class _TimeoutObserver(TLSConnectionObserver):
     A connection's handshake and close_notify timeouts, driven by its TLS
     protocol's events.
 
-    The handshake timer is cancelled by the handshake completing.  The
+    The handshake timer is cancelled by the handshake completing (seen by
+    the monitor's info callback, L{Monitor._handshakeDone}).  The
     close_notify timer starts when the application calls C{loseConnection}:
     if the peer's close_notify has not come when it fires, the TCP
     connection is closed anyway (ours was sent).  Losing the connection
@@ -240,14 +244,8 @@ class _TimeoutObserver(TLSConnectionObserver):
         self.info = info
         self.protocolRef = weakref.ref(tlsProtocol)
 
-    def _cancel(self, *kinds: str) -> None:
-        for kind in kinds:
-            timer = self.info._timers.get(kind)
-            if timer is not None and timer.active():
-                timer.cancel()
-
     def tlsHandshakeCompleted(self, tlsProtocol) -> None:
-        self._cancel("handshake")
+        pass  # the info callback has cancelled the handshake timer already
 
     def tlsClosing(self, tlsProtocol) -> None:
         closeTimeout = self.monitor.closeTimeout
@@ -255,7 +253,7 @@ class _TimeoutObserver(TLSConnectionObserver):
             self.info._timers["close"] = self.monitor.clock.callLater(closeTimeout, self.closeExpired)
 
     def tlsConnectionLost(self, tlsProtocol, reason) -> None:
-        self._cancel("handshake", "close")
+        _cancelTimers(self.info, "handshake", "close")
 
     def handshakeExpired(self) -> None:
         protocol = self.protocolRef()
@@ -278,6 +276,13 @@ class _TimeoutObserver(TLSConnectionObserver):
         transport = protocol.transport
         if transport is not None:
             transport.loseConnection()
+
+
+def _cancelTimers(info: ConnectionInfo, *kinds: str) -> None:
+    for kind in kinds:
+        timer = info._timers.get(kind)
+        if timer is not None and timer.active():
+            timer.cancel()
 
 
 def _countRecord(writeP, version, contentType, buf, length, ssl, arg):
