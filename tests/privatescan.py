@@ -65,7 +65,7 @@ def _selfAttributes(tree: ast.AST) -> Iterator[str]:
 @cache
 def _sourceTree(obj: object) -> ast.AST | None:
     try:
-        return ast.parse(inspect.getsource(obj))  # type: ignore[arg-type]
+        return ast.parse(inspect.getsource(obj))  # type: ignore[arg-type]  # any object: errors are caught
     except (OSError, TypeError, SyntaxError, IndentationError):
         return None
 

@@ -106,7 +106,7 @@ def missingAssignments(function: object, names: Iterable[str]) -> list[str]:
     """The C{names} that C{function} (an C{__init__}) does not assign on C{self}."""
     label = getattr(function, "__qualname__", repr(function))
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))  # type: ignore[arg-type]
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))  # type: ignore[arg-type]  # any object: errors are reported
     except (OSError, TypeError, SyntaxError):
         return [f"the source of {label} cannot be read"]
     assigned = {node.attr for node in ast.walk(tree)

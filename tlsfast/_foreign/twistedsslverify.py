@@ -53,14 +53,14 @@ def replaceSetupForALPN(setup: Callable[[Any, Sequence[bytes]], None]) -> bool:
     """
     if not SURFACE.usable:
         return False
-    _sslverify.setupForALPN = setup  # type: ignore[assignment]
+    _sslverify.setupForALPN = setup  # type: ignore[assignment]  # replacing Twisted's function
     return True
 
 
 def restoreSetupForALPN() -> None:
     """Undo L{replaceSetupForALPN}."""
     if stockSetupForALPN is not None:
-        _sslverify.setupForALPN = stockSetupForALPN  # type: ignore[assignment]
+        _sslverify.setupForALPN = stockSetupForALPN  # type: ignore[assignment]  # restoring Twisted's function
 
 
 def addTrustRoot(trustRoot: Any, context: Any) -> None:

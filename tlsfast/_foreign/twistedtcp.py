@@ -122,7 +122,7 @@ def installEagerWrites() -> bool:
 def uninstallEagerWrites() -> None:
     """Undo L{installEagerWrites} (connections already made keep theirs)."""
     tcp.Port.transport = StockServer
-    tcp.Client = StockClient  # type: ignore[misc]
+    tcp.Client = StockClient  # type: ignore[misc]  # rebinding Twisted's class name
 
 
 def eagerWritesInstalled() -> bool:
