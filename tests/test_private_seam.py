@@ -88,10 +88,10 @@ def test_ownAndPublicNamesPass(snippet):
 
 
 def test_aNameOurModuleDefinesIsOurs():
-    """C{peer._close()} in the module whose class defines C{_close}."""
-    snippet = "def f(peer):\n    peer._close()"
-    assert scan(snippet) == ["private foreign attribute ._close"]
-    assert scan(snippet, ownNames={"_close"}) == []
+    """C{peer._buffer} in a module whose own class defines C{_buffer} (as Twisted's aggregator does)."""
+    snippet = "def f(peer):\n    return peer._buffer"
+    assert scan(snippet) == ["private foreign attribute ._buffer"]
+    assert scan(snippet, ownNames={"_buffer"}) == []
 
 
 # -- each seam module's check, and the fallback it selects --------------------
