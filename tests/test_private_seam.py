@@ -228,6 +228,25 @@ def test_tcpMissingNameKeepsTwistedsWrites(monkeypatch):
     assert twistedtcp.useEagerServers(tcp.Port(0, object())) is False
 
 
+def test_installWithoutEagerWritesSurface(monkeypatch):
+    """install(eagerWrites=True) still installs TLS, warns, and leaves Twisted's TCP writes."""
+    from twisted.internet import tcp
+
+    if not tlsfast.ACCELERATED:
+        pytest.skip("tlsfast engine unavailable")
+    monkeypatch.setattr(twistedtcp, "SURFACE", Surface("tcp", "Twisted", ((0, 0), (99, 0)), ["tcp: broken"]))
+    stockServer = tcp.Port.transport
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert tlsfast.twisted.install(eagerWrites=True) is True
+    finally:
+        tlsfast.twisted.uninstall()
+    assert [str(w.message) for w in caught if w.category is tlsfast.twisted.TLSFastUnavailableWarning] == [
+        "tlsfast eager writes unavailable (tcp: broken); TCP transports keep Twisted's writes"]
+    assert tcp.Port.transport is stockServer
+
+
 def test_epollMissingNameInstallsNoReactor(monkeypatch):
     if twistedepoll.EPollReactor is None:
         pytest.skip("no epoll here")
