@@ -152,8 +152,10 @@ def bind(tlsfast_version: str) -> BackendInfo:
     if os.environ.get("TLSFAST_DISABLE", "") not in ("", "0"):
         info.problems.append("disabled by TLSFAST_DISABLE")
     try:
-        from cryptography.hazmat.bindings._rust import _openssl
-        from OpenSSL import SSL, _util
+        from OpenSSL import SSL
+
+        from tlsfast._foreign import cryptobinding as _openssl
+        from tlsfast._foreign import pyopenssl as _util
     except ImportError as exc:
         info.problems.append(f"cannot import cryptography/pyOpenSSL bindings: {exc}")
         return info
