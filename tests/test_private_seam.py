@@ -256,3 +256,17 @@ def test_epollMissingNameInstallsNoReactor(monkeypatch):
     assert any("_doReadOrWrite" in problem for problem in surface.problems)
     assert twistedepoll.install() is False
 
+
+
+def test_infoNamesEverySurfaceAndStrictFailsWhenTwistedTLSIsUnusable(monkeypatch, capsys):
+    from tlsfast import cli
+
+    assert cli.main(["info", "--strict"]) == 0
+    healthy = capsys.readouterr().out
+    for module in (cryptobinding, pyopenssl, twistedtls, twistedsslverify, twistedtcp, twistedepoll):
+        assert f"surface        {module.SURFACE.name}: ok" in healthy
+    monkeypatch.setattr(twistedtls, "SURFACE", Surface("Twisted TLS protocol internals", "Twisted",
+                                                       ((0, 0), (99, 0)), ["TLSMemoryBIOProtocol has no _tlsConnection"]))
+    assert cli.main(["info", "--strict"]) == 1
+    assert "Twisted TLS protocol internals: TLSMemoryBIOProtocol has no _tlsConnection" in capsys.readouterr().out
+    assert cli.main(["info"]) == 0

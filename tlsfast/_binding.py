@@ -16,21 +16,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from importlib import metadata
 from types import ModuleType
 
 from tlsfast import _openssl_spec
-
-# pyOpenSSL Connection internals the engine relies on.
-CONNECTION_INTERNALS = ("_ssl", "_into_ssl", "_from_ssl", "_context", "_raise_ssl_error")
-
-# Version ranges tested in CI ([low, high) by major.minor).  Outside them the
-# structural checks above still run; acceleration stays off unless
-# TLSFAST_ALLOW_UNTESTED=1, because private surfaces may have changed meaning.
-TESTED_RANGES = {
-    "cryptography": ((50, 0), (51, 0)),
-    "pyOpenSSL": ((26, 0), (27, 0)),
-}
+from tlsfast._versions import TESTED_RANGES, installedVersion, rangeProblems, untestedAllowed
 
 
 @dataclass
@@ -55,19 +44,6 @@ class BackendInfo:
         ]
         out += [f"problem        {p}" for p in self.problems]
         return out
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _major_minor(version: str) -> tuple[int, int]:
-    parts = (version.split(".") + ["0"])[:2]
-    major, minor = (int("".join(c for c in p if c.isdigit()) or 0) for p in parts)
-    return major, minor
 
 
 def check_function_table(ffi, lib) -> tuple[dict[str, int], list[str]]:
@@ -119,36 +95,16 @@ def check_compiled_table(engine: ModuleType) -> list[str]:
 
 
 def check_versions(versions: dict[str, str | None]) -> list[str]:
-    problems = []
-    for dist, (low, high) in TESTED_RANGES.items():
-        found = versions.get(dist)
-        if found is None:
-            problems.append(f"{dist} is not installed")
-        elif not (low <= _major_minor(found) < high):
-            problems.append(
-                f"{dist} {found} is outside the tested range "
-                f"{low[0]}.{low[1]} <= v < {high[0]}.{high[1]} "
-                "(set TLSFAST_ALLOW_UNTESTED=1 to accelerate anyway)")
-    return problems
-
-
-def check_connection_internals() -> list[str]:
-    from OpenSSL import SSL
-
-    context = SSL.Context(SSL.TLS_METHOD)
-    connection = SSL.Connection(context, None)
-    return [
-        f"pyOpenSSL Connection lacks {name}, which the engine drives"
-        for name in CONNECTION_INTERNALS
-        if not hasattr(connection, name)
-    ]
+    """Why the installed cryptography / pyOpenSSL may not be accelerated (L{TESTED_RANGES})."""
+    return [problem for dist in ("cryptography", "pyOpenSSL")
+            for problem in rangeProblems(dist, versions.get(dist), TESTED_RANGES[dist])]
 
 
 def bind(tlsfast_version: str) -> BackendInfo:
     """Check everything and, if all is well, install the engine's table."""
     info = BackendInfo(tlsfast_version=tlsfast_version, accelerated=False)
-    info.cryptography_version = _version("cryptography")
-    info.pyopenssl_version = _version("pyOpenSSL")
+    info.cryptography_version = installedVersion("cryptography")
+    info.pyopenssl_version = installedVersion("pyOpenSSL")
     if os.environ.get("TLSFAST_DISABLE", "") not in ("", "0"):
         info.problems.append("disabled by TLSFAST_DISABLE")
     try:
@@ -165,8 +121,8 @@ def bind(tlsfast_version: str) -> BackendInfo:
         info.problems.append("pyOpenSSL does not use cryptography's cffi library")
     addresses, problems = check_function_table(ffi, lib)
     info.problems += problems
-    info.problems += check_connection_internals()
-    if os.environ.get("TLSFAST_ALLOW_UNTESTED", "") in ("", "0"):
+    info.problems += _util.engineInternalsProblems()
+    if not untestedAllowed():
         info.problems += check_versions(
             {"cryptography": info.cryptography_version, "pyOpenSSL": info.pyopenssl_version})
     try:

@@ -23,10 +23,15 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
 def _info(args: argparse.Namespace) -> int:
     import tlsfast
 
+    from tlsfast._foreign import surfaces
+    from tlsfast.twisted import unavailableReasons
+
     info = tlsfast.backend_info()
     for line in info.lines():
         print(line)
-    return 0 if info.accelerated or not args.strict else 1
+    for surface in surfaces():
+        print(f"surface        {surface.name}: " + ("ok" if surface.usable else "; ".join(surface.problems)))
+    return 0 if not unavailableReasons() or not args.strict else 1
 
 
 def _add_bench(commands) -> None:
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     info = commands.add_parser("info", help="versions and whether acceleration is active")
     info.add_argument("--strict", action="store_true",
-                      help="exit 1 when acceleration is not active")
+                      help="exit 1 when install() would leave Twisted stock (engine or Twisted TLS surface unusable)")
     info.set_defaults(run=_info)
     _add_bench(commands)
     from tlsfast.proxy import addParser as _add_proxy

@@ -14,7 +14,7 @@ One module per foreign surface:
     - L{twistedepoll}: C{EPollReactor} dispatch (the lean reactor).
 
 Each declares the private names it uses, the versions it was tested with
-(C{TESTED}, the same contract as L{tlsfast._binding.TESTED_RANGES}) and
+(C{TESTED}, the same contract as L{tlsfast._versions.TESTED_RANGES}) and
 checks at import that those names are there.  The result is its C{SURFACE}:
 when C{SURFACE.problems} is not empty the callers take stock Twisted /
 pyOpenSSL behaviour instead, and C{python -m tlsfast info} can say why.
@@ -24,17 +24,14 @@ from __future__ import annotations
 
 import ast
 import inspect
-import os
 import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tlsfast._binding import _major_minor, _version
+from tlsfast._versions import TESTED_RANGES, VersionRange, installedVersion, rangeProblems, untestedAllowed
 
-VersionRange = tuple[tuple[int, int], tuple[int, int]]
-
-#: The Twisted versions the Twisted surfaces were tested with (pyproject pins the same).
-TWISTED_TESTED: VersionRange = ((26, 10), (27, 0))
+#: The Twisted versions the Twisted surfaces were tested with.
+TWISTED_TESTED: VersionRange = TESTED_RANGES["Twisted"]
 
 
 @dataclass
@@ -67,18 +64,14 @@ class Surface:
 
 def versionProblems(distribution: str, tested: VersionRange) -> list[str]:
     """
-    The L{tlsfast._binding.TESTED_RANGES} contract for one more surface:
+    The L{tlsfast._versions.TESTED_RANGES} contract for one more surface:
     outside C{tested} the private names may mean something else, so the
     surface is off unless C{TLSFAST_ALLOW_UNTESTED=1}.
     """
-    found = _version(distribution)
-    if found is None or os.environ.get("TLSFAST_ALLOW_UNTESTED", "") not in ("", "0"):
+    found = installedVersion(distribution)
+    if found is None or untestedAllowed():
         return []
-    low, high = tested
-    if low <= _major_minor(found) < high:
-        return []
-    return [f"{distribution} {found} is outside the tested range "
-            f"{low[0]}.{low[1]} <= v < {high[0]}.{high[1]} (set TLSFAST_ALLOW_UNTESTED=1 to use it anyway)"]
+    return rangeProblems(distribution, found, tested)
 
 
 def missingAttributes(owner: object, names: Iterable[str]) -> list[str]:
@@ -113,3 +106,14 @@ def missingAssignments(function: object, names: Iterable[str]) -> list[str]:
                 if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
                 and isinstance(node.value, ast.Name) and node.value.id == "self"}
     return [f"{label} does not set self.{name}" for name in names if name not in assigned]
+
+
+#: The seam's modules, in the order C{tlsfast info} reports them.
+MODULES = ("cryptobinding", "pyopenssl", "twistedtls", "twistedsslverify", "twistedtcp", "twistedepoll")
+
+
+def surfaces() -> list[Surface]:
+    """Every surface's import-time check (importing each seam module)."""
+    import importlib
+
+    return [importlib.import_module(f"{__name__}.{module}").SURFACE for module in MODULES]

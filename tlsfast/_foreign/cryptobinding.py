@@ -14,8 +14,8 @@ from typing import Any
 
 from cryptography.hazmat.bindings._rust import _openssl
 
-from tlsfast._binding import TESTED_RANGES
 from tlsfast._foreign import Surface, missingAttributes
+from tlsfast._versions import TESTED_RANGES
 
 #: The cffi C{FFI} and library of cryptography's OpenSSL.
 ffi: Any = _openssl.ffi

@@ -6,7 +6,9 @@ C{SSL*} / C{SSL_CTX*} for OpenSSL calls pyOpenSSL does not wrap),
 C{Connection._reverse_mapping} (its C{SSL*} -> Connection map, what its own
 callbacks use), C{Context._info_callback} (where it keeps the info callback
 alive), C{OpenSSL._util} (C{ffi}, C{text_to_bytes_and_warn}) and
-C{SSL._CERTIFICATE_FILE_LOCATIONS} / C{_CERTIFICATE_PATH_LOCATIONS}.
+C{SSL._CERTIFICATE_FILE_LOCATIONS} / C{_CERTIFICATE_PATH_LOCATIONS}; and
+for the compiled engine (L{ENGINE_INTERNALS}) C{Connection._into_ssl},
+C{_from_ssl}, C{_context} and C{_raise_ssl_error}.
 
 When the check fails (L{SURFACE}), L{connectionForSSL} is unavailable
 (L{installFilteredInfoCallback} returns C{False}, so callers use the public
@@ -21,10 +23,10 @@ from typing import Any
 
 from OpenSSL import SSL, _util
 
-from tlsfast._binding import TESTED_RANGES
 from tlsfast._foreign import Surface, missingAssignments, missingAttributes
 from tlsfast._foreign.cryptobinding import ffi as _ffi
 from tlsfast._foreign.cryptobinding import lib as _lib
+from tlsfast._versions import TESTED_RANGES
 
 #: pyOpenSSL's cffi C{FFI} (cryptography's, when the two agree).
 ffi: Any = _util.ffi
@@ -95,6 +97,17 @@ def installFilteredInfoCallback(context: SSL.Context, wanted: int,
     context._info_callback = _ffi.callback("void (*)(const SSL *, int, int)", filtered)
     _lib.SSL_CTX_set_info_callback(context._context, context._info_callback)
     return True
+
+
+#: The Connection internals the compiled engine drives (from C, so outside any scan).
+ENGINE_INTERNALS = ("_ssl", "_into_ssl", "_from_ssl", "_context", "_raise_ssl_error")
+
+
+def engineInternalsProblems() -> list[str]:
+    """Which of L{ENGINE_INTERNALS} a fresh Connection lacks (the binding refuses then)."""
+    connection = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
+    return [f"pyOpenSSL Connection lacks {name}, which the engine drives"
+            for name in ENGINE_INTERNALS if not hasattr(connection, name)]
 
 
 def certificateLocations() -> list[str]:
