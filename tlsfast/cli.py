@@ -22,7 +22,6 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 def _info(args: argparse.Namespace) -> int:
     import tlsfast
-
     from tlsfast._foreign import surfaces
     from tlsfast.twisted import unavailableReasons
 
