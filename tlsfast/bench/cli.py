@@ -471,11 +471,25 @@ def _proxy(options: argparse.Namespace) -> int:
     return proxy.run(options)
 
 
+def _breakdown_parser() -> OneLineParser:
+    from tlsfast.bench import breakdown
+
+    return breakdown.parser()
+
+
+def _breakdown(options: argparse.Namespace) -> int:
+    """``tlsfast bench breakdown``: per-connection cost by phase (tlsfast.bench.breakdown)."""
+    from tlsfast.bench import breakdown
+
+    return breakdown.run(options)
+
+
 # tlsfast bench ACTION ...: (its parser, what it does with the parsed options)
 ACTIONS: dict[str, tuple[Callable[[], OneLineParser], Callable[[argparse.Namespace], int]]] = {
     "compare": (_compare_parser, _compare),
     "plot": (_plot_parser, _plot),
     "proxy": (_proxy_parser, _proxy),
+    "breakdown": (_breakdown_parser, _breakdown),
 }
 
 
