@@ -27,8 +27,9 @@ echo's records (phase ``handshake+records``): a function cannot tell them
 apart.
 
 ``python -m tlsfast.bench.breakdown child --marker MODULE:QUALNAME MODULE
-[ARGS...]`` is the measured process (it runs MODULE as ``__main__``);
-``... dropin-client`` the drop-in client loop.
+[ARGS...]`` is the measured process (it runs MODULE as ``__main__``: the
+drop-in server is :mod:`tlsfast.bench.server`, the client
+:mod:`tlsfast.bench.handshake_client`, the proxy ``tlsfast proxy``).
 """
 
 from __future__ import annotations
@@ -46,9 +47,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-# no reactor import: the measured processes choose and install theirs
-from twisted.internet.protocol import ClientFactory, Protocol
 
 PHASES = ("accept/connect", "setup", "handshake+records", "callbacks", "close", "reactor/other")
 OTHER = "reactor/other"
@@ -109,8 +107,8 @@ RULES: dict[tuple[str, str], str] = {
     ("protocols/tls.py", "TLSMemoryBIOProtocol._flushReceiveBIO"): "callbacks",
     ("bench/server.py", "_twisted_server.<locals>.Echo.connectionMade"): "callbacks",
     ("bench/server.py", "_twisted_server.<locals>.Echo.dataReceived"): "callbacks",
-    ("bench/breakdown.py", "_OneByte.connectionMade"): "callbacks",
-    ("bench/breakdown.py", "_OneByte.dataReceived"): "callbacks",
+    ("bench/handshake_client.py", "_OneByte.connectionMade"): "callbacks",
+    ("bench/handshake_client.py", "_OneByte.dataReceived"): "callbacks",
     ("proxy/_relay.py", "Frontend.connectionMade"): "callbacks",
     ("proxy/_relay.py", "Frontend.dataReceived"): "callbacks",
     ("proxy/_relay.py", "Backend.dataReceived"): "callbacks",
@@ -131,7 +129,7 @@ RULES: dict[tuple[str, str], str] = {
     ("proxy/_relay.py", "Backend.connectionLost"): "close",
     ("proxy/_relay.py", "Frontend._finish"): "close",
     ("proxy/_relay.py", "_Side._close"): "close",
-    ("bench/breakdown.py", "_OneByte.connectionLost"): "close",
+    ("bench/handshake_client.py", "_OneByte.connectionLost"): "close",
 }
 
 
@@ -275,47 +273,6 @@ def _child(args: argparse.Namespace) -> None:
     runpy.run_module(args.module, run_name="__main__", alter_sys=True)
 
 
-class _OneByte(Protocol):
-    """The drop-in client's connection: 1 byte out, 1 back, close, and the
-    next connection (:func:`_dropInClient`)."""
-
-    def connectionMade(self):
-        self.transport.setTcpNoDelay(True)
-        self.transport.write(b"h")
-
-    def dataReceived(self, data):
-        self.transport.loseConnection()
-
-    def connectionLost(self, reason):
-        self.factory.next()
-
-
-def _dropInClient(args: argparse.Namespace) -> None:
-    """Connections one after another from Twisted with tlsfast installed:
-    connect, handshake, 1 byte each way, close; forever."""
-    import tlsfast.twisted
-
-    if not tlsfast.twisted.install():
-        raise SystemExit("tlsfast acceleration is not available")
-    from twisted.internet import epollreactor
-
-    epollreactor.install()
-    from twisted.internet import reactor as _reactor
-    from twisted.internet import ssl
-
-    reactor: Any = _reactor
-    with open(args.ca, "rb") as f:
-        options = ssl.optionsForClientTLS("example.com", trustRoot=ssl.Certificate.loadPEM(f.read()))
-    factory = ClientFactory.forProtocol(_OneByte)
-
-    def connect() -> None:
-        reactor.connectSSL(args.host, args.port, factory, options)
-
-    factory.next = lambda: reactor.callLater(0, connect)  # type: ignore[attr-defined]  # the loop's hook
-    connect()
-    reactor.run()
-
-
 # ---------------------------------------------------------------------------
 # the runner
 
@@ -428,8 +385,9 @@ def measure(subject: str, seconds: float, directory: str, env: dict, params,
                                       "--scenario", "echo", "--certs", directory, *params.arguments()],
                                      False, stdout=subprocess.PIPE, text=True)
             port = _readLine(server, "READY ", "stdlib echo server").split()[1]
-            measured = processes.start([*child, "tlsfast.bench.breakdown", "dropin-client", "--port", port,
-                                        "--ca", ca], True, stdin=subprocess.PIPE, text=True)
+            measured = processes.start([*child, "tlsfast.bench.handshake_client", "--stack", "tlsfast", "--port",
+                                        port, "--ca", ca, "--forever", *params.arguments()],
+                                       True, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         else:
             from tlsfast.bench.proxy import LOADGEN
 
@@ -588,13 +546,6 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("module")
         p.add_argument("arguments", nargs=argparse.REMAINDER)
         _child(p.parse_args(argv[1:]))
-        return 0
-    if argv and argv[0] == "dropin-client":
-        p = argparse.ArgumentParser(prog="breakdown dropin-client")
-        p.add_argument("--host", default="127.0.0.1")
-        p.add_argument("--port", type=int, required=True)
-        p.add_argument("--ca", required=True)
-        _dropInClient(p.parse_args(argv[1:]))
         return 0
     return run(parser().parse_args(argv))
 
