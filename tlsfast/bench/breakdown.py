@@ -372,7 +372,7 @@ def measure(subject: str, seconds: float, directory: str, env: dict, params,
     me = [sys.executable, "-m", "tlsfast.bench.breakdown"]
     out = os.path.join(directory, f"{subject}.jsonl")
     ca = os.path.join(directory, "ca.pem")
-    loadSeconds = str(3 * seconds + 5)
+    loadSeconds = str(3 * seconds + 10)
     processes = _Processes(env, cores)
     try:
         child = [*me, "child", "--marker", MARKERS[subject], "--out", out]
@@ -390,7 +390,8 @@ def measure(subject: str, seconds: float, directory: str, env: dict, params,
             port = _readLine(server, "READY ", "stdlib echo server").split()[1]
             measured = processes.start([*child, "tlsfast.bench.handshake_client", "--stack", "tlsfast", "--port",
                                         port, "--ca", ca, "--forever", *params.arguments()],
-                                       True, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+                                       True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            _readLine(measured, "COUNTING", "drop-in client", 60.0)  # started up and warmed up
         else:
             from tlsfast.bench.proxy import LOADGEN
 
@@ -409,14 +410,11 @@ def measure(subject: str, seconds: float, directory: str, env: dict, params,
             _waitListening(measured, logPath)
             processes.start([sys.executable, CLIENT, "handshake", "--port", port, "--tls", "--ca", ca,
                              "--seconds", loadSeconds], False, stdout=subprocess.DEVNULL)
-        time.sleep(seconds)  # warm up
-        assert measured.stdin is not None
+        time.sleep(max(seconds, 1.0))  # warm up (and let the load generator start)
         for kind in ("plain", "profile"):
-            measured.stdin.write(f"{kind}\n")
-            measured.stdin.flush()
+            _command(measured, kind, subject)
             time.sleep(seconds)
-            measured.stdin.write("stop\n")
-            measured.stdin.flush()
+            _command(measured, "stop", subject)
         records = _records(out, 2)
     finally:
         processes.stop()
@@ -426,6 +424,18 @@ def measure(subject: str, seconds: float, directory: str, env: dict, params,
     if not result.plain["connections"] or not result.profiled["connections"]:
         raise BenchError(f"breakdown {subject}: no connection completed in a window")
     return result
+
+
+def _command(process: subprocess.Popen, command: str, subject: str) -> None:
+    """Send the measured process a control line (see :func:`_child`)."""
+    from tlsfast.bench.runner import BenchError
+
+    assert process.stdin is not None
+    try:
+        process.stdin.write(command + "\n")
+        process.stdin.flush()
+    except BrokenPipeError:
+        raise BenchError(f"breakdown {subject}: the measured process exited (status {process.wait()})") from None
 
 
 def _waitListening(process: subprocess.Popen, logPath: str, timeout: float = 30.0) -> None:

@@ -7,7 +7,8 @@ scenario (and of ``tlsfast bench breakdown client``):
 
 Connections one after another to a fixed TLS echo server: connect, TLS
 handshake, 1 byte each way, close.  After ``--warmup`` seconds it counts
-``--seconds`` seconds of them and prints one JSON line: ``ops``, ``seconds``,
+``--seconds`` seconds of them (printing ``COUNTING`` as it starts) and then
+one JSON line: ``ops``, ``seconds``,
 ``cpu_seconds`` (this process's CPU time over the counted connections only,
 so imports and start-up are left out), ``resumed`` and ``negotiated``.
 ``--forever`` never stops (the breakdown measures it from outside).
@@ -53,6 +54,7 @@ class _Tally:
         if self.started is None:
             if now >= self.warmEnd:
                 self.started = (now, time.process_time())
+                print("COUNTING", flush=True)  # for whoever waits for the warm-up to end
             return False
         self.ops += 1
         self.resumed += resumed
