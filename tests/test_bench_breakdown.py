@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tlsfast.bench import breakdown
+from tlsfast.bench import breakdown, phases
 
 
 class _WorkClock:
@@ -49,7 +49,7 @@ def _outer():
 
 @pytest.fixture
 def rules(monkeypatch):
-    monkeypatch.setattr(breakdown, "RULES", {
+    monkeypatch.setattr(phases, "RULES", {
         ("tests/test_bench_breakdown.py", "_handshake"): "handshake+records",
         ("tests/test_bench_breakdown.py", "_callback"): "callbacks",
     })
@@ -58,7 +58,7 @@ def rules(monkeypatch):
 class TestPhaseProfiler:
     def test_innermostNamedFunctionDecides(self, rules):
         """_inner inherits the phase of whoever called it; the rest is other."""
-        profiler = breakdown.PhaseProfiler(CLOCK)
+        profiler = phases.PhaseProfiler(CLOCK)
         profiler.start()
         _outer()
         profiler.stop()
@@ -72,7 +72,7 @@ class TestPhaseProfiler:
 
     def test_phasesAddUpToTheClock(self, rules):
         """The work done is charged to the phase it was done in, all of it."""
-        profiler = breakdown.PhaseProfiler(CLOCK)
+        profiler = phases.PhaseProfiler(CLOCK)
         started = CLOCK.now
         profiler.start()
         _outer()
@@ -83,7 +83,7 @@ class TestPhaseProfiler:
 
     def test_returnsAboveTheStartAreOther(self, rules):
         """Frames entered before start() (the reactor's) count as other."""
-        profiler = breakdown.PhaseProfiler(CLOCK)
+        profiler = phases.PhaseProfiler(CLOCK)
 
         def started():
             profiler.start()
@@ -116,8 +116,8 @@ def test_rulesNameFunctionsThatExist():
         importlib.import_module(name)
     assert tlsfast.twisted  # the glue's module is imported by its package
     missing = []
-    for (fileTail, qualname), phase in breakdown.RULES.items():
-        assert phase in breakdown.PHASES
+    for (fileTail, qualname), phase in phases.RULES.items():
+        assert phase in phases.PHASES
         module = _moduleFor(fileTail)
         target = module
         for part in qualname.split(".<locals>.")[0].split("."):
@@ -138,14 +138,14 @@ def test_runAddsUp(tmp_path):
     document = json.loads(output.read_text())
     assert [s["subject"] for s in document["subjects"]] == list(breakdown.SUBJECTS)
     for subject in document["subjects"]:
-        phases = subject["phases"]
-        assert [p["phase"] for p in phases] == list(breakdown.PHASES)
+        rows = subject["phases"]
+        assert [p["phase"] for p in rows] == list(phases.PHASES)
         assert subject["plain"]["connections"] > 0 and subject["profiled"]["connections"] > 0
-        assert sum(p["calls"] for p in phases) > 100  # per connection: really profiled
-        assert sum(p["profiled_us"] for p in phases) == pytest.approx(subject["profiled_total_us"])
-        assert sum(p["estimated_us"] for p in phases) == pytest.approx(subject["plain_us_per_connection"])
+        assert sum(p["calls"] for p in rows) > 100  # per connection: really profiled
+        assert sum(p["profiled_us"] for p in rows) == pytest.approx(subject["profiled_total_us"])
+        assert sum(p["estimated_us"] for p in rows) == pytest.approx(subject["plain_us_per_connection"])
         assert subject["profiled_total_us"] <= subject["profiled_cpu_us"] * 1.01
-        named = sum(p["profiled_us"] for p in phases if p["phase"] != breakdown.OTHER)
+        named = sum(p["profiled_us"] for p in rows if p["phase"] != phases.OTHER)
         assert named > 0.3 * subject["profiled_total_us"]  # the rules cover most of the time
 
 
