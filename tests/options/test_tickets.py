@@ -164,3 +164,42 @@ class TestTicketControl:
         assert control.count(context) == _tickets.OPENSSL_DEFAULT_TICKETS
         control.setCount(context, 5)
         assert control.count(context) == 5
+
+
+class TestTicketKeys:
+    def test_sharedKeysResumeAcrossServers(self, server, ticketCountSettable):
+        """Two servers given the same keys (two proxy workers) resume each
+        other's tickets; a server with its own key does not."""
+        import os
+
+        keys = os.urandom(80)
+        first, second, stranger = server(ticketKeys=keys), server(ticketKeys=keys), server()
+        context = ssl.create_default_context(cadata=pki.certificate_authority().cert_pem.decode())
+        issued = _StdlibClient(first, context).exchange()
+        again = _StdlibClient(second, context, session=issued.client.session).exchange()
+        assert again.client.session_reused is True
+        elsewhere = _StdlibClient(stranger, context, session=issued.client.session).exchange()
+        assert elsewhere.client.session_reused is False
+
+    def test_keysReadBack(self, server, ticketCountSettable):
+        keys = bytes(range(80))
+        serverOptions = server(ticketKeys=keys, serverNames={})
+        control = _tickets.ticketControl()
+        assert control is not None
+        assert control.ticketKeys(serverOptions.getContext()) == keys
+
+    @pytest.mark.parametrize("keys", [b"short", "x" * 80, bytes(81)])
+    def test_badKeys(self, server, keys):
+        with pytest.raises(ConfigurationError, match="ticketKeys must be 80 bytes"):
+            server(ticketKeys=keys)
+
+    @pytest.mark.parametrize("tickets", [False, 0])
+    def test_keysNeedTickets(self, server, tickets):
+        with pytest.raises(ConfigurationError, match="need session tickets"):
+            server(ticketKeys=bytes(80), sessionTickets=tickets)
+
+    def test_keysWithoutControl(self, server, monkeypatch):
+        monkeypatch.setattr(_server, "ticketControl", lambda: None)
+        monkeypatch.setattr(_server, "unavailableReason", lambda: "no symbol table")
+        with pytest.raises(ConfigurationError, match="no symbol table"):
+            server(ticketKeys=bytes(80))

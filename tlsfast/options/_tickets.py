@@ -1,11 +1,13 @@
 """
-How many TLS 1.3 session tickets a server context sends per handshake.
+How many TLS 1.3 session tickets a server context sends per handshake, and
+the keys it encrypts them with.
 
 OpenSSL sends two NewSessionTicket messages after every full TLS 1.3
 handshake (one after a resumption) unless C{SSL_CTX_set_num_tickets} says
 otherwise, and it sends them even when the server could never resume them
 (no ticket key, no session cache).  Neither pyOpenSSL nor cryptography's
-cffi library exposes that function, but the OpenSSL statically linked into
+cffi library exposes that function (nor C{SSL_CTX_ctrl}, which sets the
+ticket keys), but the OpenSSL statically linked into
 cryptography's extension keeps it as a local symbol in the module's ELF
 symbol table.  We find it there and call it only after three checks:
 
@@ -13,7 +15,8 @@ symbol table.  We find it there and call it only after three checks:
      base address C{dladdr} reports, and that table places one of cffi's own
      wrappers (C{_cffi_d_SSL_CTX_new}) exactly where cffi says it is;
   2. a fresh context reports OpenSSL's documented default of 2 tickets;
-  3. setting 1 on it succeeds and reads back 1.
+  3. setting 1 on it succeeds and reads back 1, and random ticket keys set
+     through C{SSL_CTX_ctrl} read back the same.
 
 Anything else (another platform, a stripped build, a different OpenSSL)
 leaves L{ticketControl} L{None} with the reason in L{unavailableReason}:
@@ -33,8 +36,11 @@ from functools import cache
 from typing import Any
 
 OPENSSL_DEFAULT_TICKETS = 2  # SSL_CTX_set_num_tickets(3): "the default value is 2"
+TICKET_KEYS_LENGTH = 80  # key name 16 + HMAC secret 32 + AES key 32 (SSL_CTX_set_tlsext_ticket_keys)
 
 _GETTER, _SETTER, _ANCHOR = "SSL_CTX_get_num_tickets", "SSL_CTX_set_num_tickets", "_cffi_d_SSL_CTX_new"
+_CTRL = "SSL_CTX_ctrl"  # SSL_CTX_{get,set}_tlsext_ticket_keys are macros over it
+_GET_TICKET_KEYS, _SET_TICKET_KEYS = 58, 59  # SSL_CTRL_{GET,SET}_TLSEXT_TICKET_KEYS
 _SHT_SYMTAB, _STT_FUNC = 2, 2
 
 
@@ -48,6 +54,7 @@ class TicketControl:
 
     get: Callable[[Any], int]
     set: Callable[[Any, int], int]
+    ctrl: Callable[[Any, int, int, Any], int]
 
     def count(self, context) -> int:
         """The number of TLS 1.3 tickets a pyOpenSSL C{Context} sends."""
@@ -57,6 +64,27 @@ class TicketControl:
         """Make a pyOpenSSL C{Context} send C{count} TLS 1.3 tickets."""
         if self.set(context._context, count) != 1:
             raise TicketControlUnavailable(f"SSL_CTX_set_num_tickets({count}) failed")
+
+    def ticketKeys(self, context) -> bytes:
+        """The key material a pyOpenSSL C{Context} encrypts tickets with."""
+        from cryptography.hazmat.bindings._rust import _openssl
+
+        buffer = _openssl.ffi.new("unsigned char[]", TICKET_KEYS_LENGTH)
+        if self.ctrl(context._context, _GET_TICKET_KEYS, TICKET_KEYS_LENGTH, buffer) != 1:
+            raise TicketControlUnavailable("SSL_CTX_get_tlsext_ticket_keys failed")
+        return bytes(_openssl.ffi.buffer(buffer))
+
+    def setTicketKeys(self, context, keys: bytes) -> None:
+        """Make a pyOpenSSL C{Context} encrypt and decrypt tickets with
+        C{keys} (L{TICKET_KEYS_LENGTH} bytes), so that contexts in other
+        processes given the same keys resume its tickets."""
+        from cryptography.hazmat.bindings._rust import _openssl
+
+        if len(keys) != TICKET_KEYS_LENGTH:
+            raise ValueError(f"ticket keys are {TICKET_KEYS_LENGTH} bytes, not {len(keys)}")
+        buffer = _openssl.ffi.new("unsigned char[]", keys)
+        if self.ctrl(context._context, _SET_TICKET_KEYS, TICKET_KEYS_LENGTH, buffer) != 1:
+            raise TicketControlUnavailable("SSL_CTX_set_tlsext_ticket_keys failed")
 
 
 def _localFunctions(path: str, wanted: set[str]) -> dict[str, int]:
@@ -103,8 +131,9 @@ def _locate() -> TicketControl:
     if not ctypes.CDLL(None).dladdr(ctypes.c_void_p(anchor), ctypes.byref(info)) or not info.dli_fname:
         raise TicketControlUnavailable("dladdr does not know cryptography's OpenSSL")
     path = os.fsdecode(info.dli_fname)
-    symbols = _localFunctions(path, {_GETTER, _SETTER, _ANCHOR})
-    missing = sorted({_GETTER, _SETTER, _ANCHOR} - symbols.keys())
+    wanted = {_GETTER, _SETTER, _CTRL, _ANCHOR}
+    symbols = _localFunctions(path, wanted)
+    missing = sorted(wanted - symbols.keys())
     if missing:
         raise TicketControlUnavailable(f"{os.path.basename(path)} has no symbol {', '.join(missing)}")
     base = info.dli_fbase or 0
@@ -112,13 +141,18 @@ def _locate() -> TicketControl:
         raise TicketControlUnavailable(f"the symbol table of {path} does not match the loaded module")
     control = TicketControl(
         ffi.cast("size_t(*)(SSL_CTX *)", base + symbols[_GETTER]),
-        ffi.cast("int(*)(SSL_CTX *, size_t)", base + symbols[_SETTER]))
+        ffi.cast("int(*)(SSL_CTX *, size_t)", base + symbols[_SETTER]),
+        ffi.cast("long(*)(SSL_CTX *, int, long, void *)", base + symbols[_CTRL]))
     probe = SSL.Context(SSL.TLS_METHOD)
     if control.count(probe) != OPENSSL_DEFAULT_TICKETS:
         raise TicketControlUnavailable(f"{_GETTER} does not report OpenSSL's default")
     control.setCount(probe, 1)
     if control.count(probe) != 1:
         raise TicketControlUnavailable(f"{_SETTER} did not take effect")
+    keys = os.urandom(TICKET_KEYS_LENGTH)
+    control.setTicketKeys(probe, keys)
+    if control.ticketKeys(probe) != keys:
+        raise TicketControlUnavailable("the ticket keys set do not read back")
     return control
 
 
