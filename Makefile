@@ -8,7 +8,7 @@ STAMP := $(VENV)/.tlsfast-installed
 
 .PHONY: bench bench-engine bench-report bench-loopback bench-proxy bench-breakdown docs lint test test-matrix test-twisted asan fuzz dist clean
 
-$(STAMP): pyproject.toml setup.py $(wildcard _ext/*.pyx _ext/*.pxd)
+$(STAMP): pyproject.toml setup.py tlsfast/_openssl_spec.py $(wildcard _ext/*.pyx _ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# build-system.requires too: `pip install -e . --no-build-isolation` then rebuilds the engine in place
@@ -25,16 +25,17 @@ $(STAMP): pyproject.toml setup.py $(wildcard _ext/*.pyx _ext/*.pxd)
 bench: $(STAMP)
 	$(PY) -m tlsfast bench --quick --json bench-quick.json --plot bench-quick.png
 
-## in-memory engine benchmarks (pytest-benchmark), one group per write size,
+## in-memory engine and glue benchmarks (pytest-benchmark), one group per write size,
 ## plus TLSEngine(conn) binding cost.  OPENSSL_CONF pins the TLS 1.3 suite and
 ## group for stdlib ssl (docs/benchmarks.md).
 bench-engine: $(STAMP)
 	OPENSSL_CONF=$(CURDIR)/bench/openssl.cnf $(PY) -m pytest bench -q -p no:randomly \
 		--benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name
 
-## interleaved rounds -> the engine table in docs/benchmarks.md (~1 min)
+## interleaved in-memory rounds (engine, glue, C loop) -> the engine and glue
+## tables in docs/benchmarks.md (~1 min; = bench/report.py --overhead)
 bench-report: $(STAMP)
-	$(PY) bench/report.py --overhead
+	$(PY) -m tlsfast.bench.engine_report --overhead
 
 ## the Twisted drop-in targets over loopback (~10 min) -> docs/benchmarks.md
 bench-loopback: $(STAMP)

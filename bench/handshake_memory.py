@@ -8,14 +8,12 @@ handshake is OpenSSL's own work (docs/benchmarks.md, "Handshakes").
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from tests.peers import EnginePeer, PyOpenSSLPeer, client_context, pyopenssl_connection, server_context
 from tlsfast import TLSEngine
+from tlsfast.bench.engine import default_pki
+from tlsfast.bench.peers import EnginePeer, PyOpenSSLPeer, pyopenssl_connection
 
 
 def server_cpu_per_handshake(kind: str, server_ctx, client_ctx, count: int) -> float:
@@ -43,7 +41,7 @@ def server_cpu_per_handshake(kind: str, server_ctx, client_ctx, count: int) -> f
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    server_ctx, client_ctx = server_context(), client_context()
+    client_ctx, server_ctx = default_pki().pyopenssl_contexts()
     for _ in range(3):
         engine = server_cpu_per_handshake("engine", server_ctx, client_ctx, count)
         stock = server_cpu_per_handshake("pyopenssl", server_ctx, client_ctx, count)

@@ -3,25 +3,23 @@ Run one contender's transfer loop for a while, for a profiler to look at:
 
     OPENSSL_CONF=bench/openssl.cnf perf record -e cpu-clock -F 1999 \\
         --call-graph dwarf,32768 -o /tmp/perf.data \\
-        .venv/bin/python bench/profile_loop.py engine 1024 5
+        .venv/bin/python bench/profile_loop.py tlsfast 1024 5
     perf report -i /tmp/perf.data --children --sort symbol -g none
 
-Arguments: contender (engine, pyopenssl, stdlib, reference), write size,
-seconds.  Prints how many operations (of TOTALS[write_size] bytes) it did.
+Arguments: contender (a name from tlsfast.bench.engine.LABELS: tlsfast,
+twisted, asyncio, c, tlsfast-glue, twisted-glue), write size, seconds.
+Prints how many operations (of total_for(write_size) bytes) it did.
 """
 
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench import transfer as T
+from tlsfast.bench.engine import make
 
 
 def main() -> None:
     name, size, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    t = T.make(name, size)
+    t = make(name, size)
     t.verify()
     end = time.monotonic() + seconds
     ops = 0

@@ -1,6 +1,8 @@
 """
-In-memory TLS peers for engine tests: pyOpenSSL contexts, stdlib SSLObject
-peers, and pumps that move ciphertext between any two of them.
+In-memory TLS peers for engine tests: pyOpenSSL contexts from the test PKI
+and stdlib SSLObject peers.  The pyOpenSSL and engine peers and the pump
+that moves ciphertext between any two peers live in :mod:`tlsfast.bench.peers`
+(the benchmarks use them too) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from OpenSSL import SSL, crypto
 
 from tests import pki
 from tlsfast import TLSEngine
+from tlsfast.bench.peers import EnginePeer, PyOpenSSLPeer, pump, pyopenssl_connection
+
+__all__ = ["EnginePeer", "PyOpenSSLPeer", "StdlibPeer", "client_context", "engine", "pump",
+           "pyopenssl_connection", "server_context"]
 
 VERSIONS = {
     "1.2": (SSL.TLS1_2_VERSION, ssl.TLSVersion.TLSv1_2),
@@ -57,69 +63,8 @@ def client_context(version="1.3", suite="aesgcm", ca_kind="ecdsa", verify=True) 
     return context
 
 
-def pyopenssl_connection(context: SSL.Context, server: bool, hostname: bytes | None = None):
-    connection = SSL.Connection(context, None)
-    if server:
-        connection.set_accept_state()
-    else:
-        connection.set_connect_state()
-        if hostname:
-            connection.set_tlsext_host_name(hostname)
-    return connection
-
-
 def engine(context: SSL.Context, server: bool, hostname: bytes | None = b"example.com") -> TLSEngine:
     return TLSEngine(pyopenssl_connection(context, server, hostname))
-
-
-class PyOpenSSLPeer:
-    """A plain pyOpenSSL Connection driven the way stock Twisted drives it."""
-
-    def __init__(self, connection: SSL.Connection):
-        self.connection = connection
-
-    def start(self) -> None:
-        try:
-            self.connection.do_handshake()
-        except SSL.WantReadError:
-            pass
-
-    def receive(self, ciphertext: bytes) -> bytes:
-        if ciphertext:  # pyOpenSSL's bio_write(b"") raises WantReadError
-            self.connection.bio_write(ciphertext)
-        out = []
-        try:
-            self.connection.do_handshake()
-        except SSL.WantReadError:
-            return b""
-        while True:
-            try:
-                out.append(self.connection.recv(65536))
-            except SSL.WantReadError:
-                break
-        return b"".join(out)
-
-    def send(self, plaintext: bytes) -> bytes:
-        """Encrypt plaintext; return the ciphertext (and anything queued)."""
-        view = memoryview(plaintext)
-        while view:
-            sent = self.connection.send(view[:65536])
-            view = view[sent:]
-        return self.outgoing()
-
-    def receive_eof(self) -> bytes:
-        """The transport closed: what stock Twisted's connectionLost does."""
-        self.connection.bio_shutdown()
-        return self.connection.recv(65536)
-
-    def outgoing(self) -> bytes:
-        out = []
-        while True:
-            try:
-                out.append(self.connection.bio_read(65536))
-            except SSL.WantReadError:
-                break
-        return b"".join(out)
 
 
 class StdlibPeer:
@@ -192,54 +137,3 @@ class StdlibPeer:
 
     def outgoing(self) -> bytes:
         return self.outgoing_bio.read()
-
-
-def engine_peer(eng: TLSEngine):
-    """Adapt an engine to the peer interface the pump uses."""
-    return EnginePeer(eng)
-
-
-class EnginePeer:
-    def __init__(self, eng: TLSEngine):
-        self.engine = eng
-        self.received = []
-
-    @property
-    def connection(self):
-        return self.engine.connection
-
-    def start(self) -> None:
-        self.engine.do_handshake()
-
-    def receive(self, ciphertext: bytes) -> bytes:
-        return self.engine.receive(ciphertext)
-
-    def send(self, plaintext) -> bytes:
-        return self.engine.send(plaintext) + self.engine.outgoing()
-
-    def receive_eof(self) -> bytes:
-        return self.engine.receive_eof()
-
-    def outgoing(self) -> bytes:
-        return self.engine.outgoing()
-
-
-def pump(a, b, rounds: int = 20, a_got=None, b_got=None) -> None:
-    """Move ciphertext back and forth until both sides go quiet."""
-    for _ in range(rounds):
-        moved = False
-        data = a.outgoing()
-        if data:
-            moved = True
-            got = b.receive(data)
-            if b_got is not None and got:
-                b_got.append(got)
-        data = b.outgoing()
-        if data:
-            moved = True
-            got = a.receive(data)
-            if a_got is not None and got:
-                a_got.append(got)
-        if not moved:
-            return
-    raise AssertionError("pump did not go quiet")

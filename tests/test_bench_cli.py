@@ -244,8 +244,8 @@ def test_stack_not_installed():
     one_line_error(done, 3, "stack 'uvloop' is not available: uvloop is not installed")
 
 
-def test_runner_module_is_the_same_command():
-    done = subprocess.run([sys.executable, "-m", "tlsfast.bench.runner", "nope"], capture_output=True,
+def test_bench_package_is_the_same_command():
+    done = subprocess.run([sys.executable, "-m", "tlsfast.bench", "nope"], capture_output=True,
                           text=True, timeout=60)
     one_line_error(done, 2, "unknown scenario 'nope'")
 

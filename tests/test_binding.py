@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 from cryptography.hazmat.bindings._rust import _openssl
 
 import tlsfast
-from tlsfast import _binding
+from tlsfast import _binding, _openssl_spec
 
 
 def test_acceleration_is_active_here():
@@ -20,34 +21,31 @@ def test_acceleration_is_active_here():
     assert info.cryptography_version and info.pyopenssl_version
 
 
-def test_engine_function_table_matches_binding_list():
-    from tlsfast import _engine
-
-    assert set(_engine.FUNCTION_NAMES) == set(_binding.EXPECTED_SIGNATURES)
-
-
 def test_every_function_is_found_with_its_signature():
     addresses, problems = _binding.check_function_table(_openssl.ffi, _openssl.lib)
     assert problems == []
-    assert set(addresses) == set(_binding.EXPECTED_SIGNATURES)
+    assert set(addresses) == {function.name for function in _openssl_spec.FUNCTIONS}
     assert all(isinstance(a, int) and a for a in addresses.values())
 
 
 def test_missing_function_is_named(monkeypatch):
     # SSL_read_ex is absent from cryptography's binding today: an engine that
     # needed it must be refused with its name, not crash.
-    monkeypatch.setitem(_binding.EXPECTED_SIGNATURES, "SSL_read_ex",
-                        "int(*)(SSL *, void *, size_t, size_t *)")
+    read_ex = _openssl_spec.Function("SSL_read_ex", "int", ("SSL *", "void *", "size_t", "size_t *"))
+    monkeypatch.setattr(_openssl_spec, "FUNCTIONS", (*_openssl_spec.FUNCTIONS, read_ex))
     addresses, problems = _binding.check_function_table(_openssl.ffi, _openssl.lib)
     assert "SSL_read_ex" not in addresses
     assert problems == ["OpenSSL function SSL_read_ex is missing from cryptography's binding"]
 
 
 def test_changed_signature_is_named(monkeypatch):
-    monkeypatch.setitem(_binding.EXPECTED_SIGNATURES, "SSL_pending", "long(*)(SSL *)")
-    _, problems = _binding.check_function_table(_openssl.ffi, _openssl.lib)
+    monkeypatch.setattr(_openssl_spec, "FUNCTIONS", tuple(
+        replace(function, returns="long") if function.name == "SSL_pending" else function
+        for function in _openssl_spec.FUNCTIONS))
+    addresses, problems = _binding.check_function_table(_openssl.ffi, _openssl.lib)
+    assert "SSL_pending" not in addresses
     assert problems == ["OpenSSL function SSL_pending has signature int(*)(SSL *), "
-                        "engine expects long(*)(SSL *)"]
+                        "engine expects long (*)(const SSL *)"]
 
 
 def test_untested_versions_are_refused():
@@ -132,9 +130,12 @@ def test_function_table_needs_the_helpers_first():
         "from cryptography.hazmat.bindings._rust import _openssl\n"
         "addresses, problems = _binding.check_function_table(_openssl.ffi, _openssl.lib)\n"
         "assert not problems, problems\n"
+        "from OpenSSL import SSL\n"
         "try:\n    _engine.install_function_table(addresses)\n"
         "except RuntimeError as e:\n    print('refused:', e)\n"
-        "print('ready:', _engine.table_ready())\n"
+        "try:\n    _engine.TLSEngine(SSL.Connection(SSL.Context(SSL.TLS_METHOD), None))\n"
+        "except RuntimeError as e:\n    print('engine refused:', e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out == "refused: install_python_helpers() must be called first\nready: False\n"
+    assert out == ("refused: install_python_helpers() must be called first\n"
+                   "engine refused: tlsfast engine used before its OpenSSL binding was installed\n")

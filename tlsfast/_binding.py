@@ -4,10 +4,12 @@ Bind the compiled engine to the OpenSSL inside ``cryptography``.
 That OpenSSL exports no symbols, so the engine calls it through function
 pointers.  We take each address from cryptography's cffi library -- the same
 one pyOpenSSL uses, so an ``SSL*`` made by pyOpenSSL can be driven from C --
-check that the function exists with exactly the C signature the engine was
-compiled for, and fill the engine's table once.  Any mismatch leaves
-acceleration off with a reason that names the function and the versions
-found: never a call through a wrong pointer.
+check that the function exists with exactly the C signature of the spec
+(tlsfast/_openssl_spec.py: the engine's declarations are generated from it,
+and the compiled engine reports back what it was built with), and fill the
+engine's table once.  Any mismatch leaves acceleration off with a reason that
+names the function and the versions found: never a call through a wrong
+pointer.
 """
 
 from __future__ import annotations
@@ -15,37 +17,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
+from types import ModuleType
 
-# The C signature (as cffi spells it) the engine's function table was compiled
-# for; must match _ext/openssl.pxd.
-EXPECTED_SIGNATURES = {
-    "SSL_read": "int(*)(SSL *, void *, int)",
-    "SSL_write": "int(*)(SSL *, void *, int)",
-    "SSL_do_handshake": "int(*)(SSL *)",
-    "SSL_get_error": "int(*)(SSL *, int)",
-    "SSL_shutdown": "int(*)(SSL *)",
-    "SSL_pending": "int(*)(SSL *)",
-    "SSL_get_shutdown": "int(*)(SSL *)",
-    "SSL_state_string_long": "char *(*)(SSL *)",
-    "BIO_read": "int(*)(BIO *, void *, int)",
-    "BIO_write": "int(*)(BIO *, void *, int)",
-    "BIO_get_mem_data": "long(*)(BIO *, char * *)",
-    "BIO_set_mem_eof_return": "long(*)(BIO *, int)",
-    "ERR_clear_error": "void(*)()",
-    "ERR_peek_error": "unsigned long(*)()",
-}
-
-# ABI constants compiled into the engine (_ext/openssl.pxd).
-EXPECTED_CONSTANTS = {
-    "SSL_ERROR_NONE": 0,
-    "SSL_ERROR_SSL": 1,
-    "SSL_ERROR_WANT_READ": 2,
-    "SSL_ERROR_WANT_WRITE": 3,
-    "SSL_ERROR_SYSCALL": 5,
-    "SSL_ERROR_ZERO_RETURN": 6,
-    "SSL_SENT_SHUTDOWN": 1,
-    "SSL_RECEIVED_SHUTDOWN": 2,
-}
+from tlsfast import _openssl_spec
 
 # pyOpenSSL Connection internals the engine relies on.
 CONNECTION_INTERNALS = ("_ssl", "_into_ssl", "_from_ssl", "_context", "_raise_ssl_error")
@@ -97,28 +71,51 @@ def _major_minor(version: str) -> tuple[int, int]:
 
 
 def check_function_table(ffi, lib) -> tuple[dict[str, int], list[str]]:
-    """Addresses of every function the engine needs, and what is wrong."""
+    """Addresses of every function the spec lists, and what is wrong (names, cffi types, constants)."""
     addresses: dict[str, int] = {}
     problems: list[str] = []
-    for name, expected in EXPECTED_SIGNATURES.items():
+    for function in _openssl_spec.FUNCTIONS:
+        name, expected = function.name, function.pointer_type
         if not hasattr(lib, name):
             problems.append(f"OpenSSL function {name} is missing from cryptography's binding")
             continue
         try:
             pointer = ffi.addressof(lib, name)
-            found = ffi.typeof(pointer).cname
+            found = ffi.typeof(pointer)
+            # cffi's own reading of the spec's C type: spelling and const aside,
+            # equal types are the same (interned) object.
+            matches = found is ffi.typeof(expected)
         except (AttributeError, TypeError, ffi.error) as exc:
-            problems.append(f"cannot take the address of OpenSSL function {name}: {exc}")
+            problems.append(f"cannot check OpenSSL function {name} against {expected}: {exc}")
             continue
-        if found != expected:
-            problems.append(f"OpenSSL function {name} has signature {found}, engine expects {expected}")
+        if not matches:
+            problems.append(f"OpenSSL function {name} has signature {found.cname}, engine expects {expected}")
             continue
         addresses[name] = int(ffi.cast("uintptr_t", pointer))
-    for name, value in EXPECTED_CONSTANTS.items():
+    for name, value in _openssl_spec.CONSTANTS.items():
         found_value = getattr(lib, name, None)
         if found_value != value:
             problems.append(f"OpenSSL constant {name} is {found_value}, engine expects {value}")
     return addresses, problems
+
+
+def check_compiled_table(engine: ModuleType) -> list[str]:
+    """What differs between the spec and the table ``engine`` (tlsfast._engine) was compiled with."""
+    compiled_table = getattr(engine, "compiled_table", None)
+    if compiled_table is None:  # built before the table had one spec
+        return ["compiled engine tlsfast._engine does not report its OpenSSL table (no compiled_table()): "
+                "rebuild the engine"]
+    compiled_functions, compiled_constants = compiled_table()
+    spec_functions, spec_constants = _openssl_spec.table()
+    problems = []
+    for kind, compiled, spec in (("function", compiled_functions, spec_functions),
+                                 ("constant", compiled_constants, spec_constants)):
+        for name in sorted(compiled.keys() | spec.keys()):
+            if compiled.get(name) != spec.get(name):
+                problems.append(
+                    f"OpenSSL {kind} {name} is {spec.get(name)!r} in tlsfast/_openssl_spec.py but the engine "
+                    f"was compiled with {compiled.get(name)!r}: rebuild the engine")
+    return problems
 
 
 def check_versions(versions: dict[str, str | None]) -> list[str]:
@@ -155,8 +152,10 @@ def bind(tlsfast_version: str) -> BackendInfo:
     if os.environ.get("TLSFAST_DISABLE", "") not in ("", "0"):
         info.problems.append("disabled by TLSFAST_DISABLE")
     try:
-        from cryptography.hazmat.bindings._rust import _openssl
-        from OpenSSL import SSL, _util
+        from OpenSSL import SSL
+
+        from tlsfast._foreign import cryptobinding as _openssl
+        from tlsfast._foreign import pyopenssl as _util
     except ImportError as exc:
         info.problems.append(f"cannot import cryptography/pyOpenSSL bindings: {exc}")
         return info
@@ -175,6 +174,7 @@ def bind(tlsfast_version: str) -> BackendInfo:
     except ImportError as exc:
         info.problems.append(f"compiled engine tlsfast._engine cannot be imported: {exc}")
         return info
+    info.problems += check_compiled_table(_engine)
     if info.problems:
         return info
     _engine.install_python_helpers(ffi, lib, SSL.WantReadError, SSL.Connection)

@@ -5,13 +5,14 @@ Keep in step with the .pyx: tests/test_engine_stub.py checks that both name
 the same public functions, methods and properties.
 """
 
-from typing import Any, Final, Self
+from typing import Any, Self
 
 from OpenSSL.SSL import Connection
 from typing_extensions import Buffer
 
-#: The OpenSSL functions the engine calls, in the order of its function table.
-FUNCTION_NAMES: Final[tuple[str, ...]]
+#: What the engine was compiled with (generated from tlsfast/_openssl_spec.py):
+#: ({OpenSSL function: C pointer type}, {ABI constant: value}).
+def compiled_table() -> tuple[dict[str, str], dict[str, int]]: ...
 
 # Called by tlsfast._binding, once, at import.
 def install_python_helpers(
@@ -21,7 +22,6 @@ def install_python_helpers(
     connection_type: type[Connection],
 ) -> None: ...
 def install_function_table(addresses: dict[str, int]) -> None: ...
-def table_ready() -> bool: ...
 
 # The C reference loop (benchmarks): returns the plaintext bytes the server decrypted.
 def reference_transfer(client: Connection, server: Connection, write_size: int, total: int) -> int: ...

@@ -8,7 +8,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-SUBSET=(tests/test_binding.py tests/test_engine.py tests/test_engine_errors.py tests/test_engine_chunking.py
+SUBSET=(tests/test_binding.py tests/test_openssl_spec.py tests/test_engine.py tests/test_engine_errors.py tests/test_engine_chunking.py
         tests/test_engine_fuzz.py tests/test_engine_leaks.py tests/twisted tests/test_examples.py
         tests/test_cli_extras.py)
 # the large transfers test flow control, not the interpreter: 3.11 runs them

@@ -20,7 +20,7 @@ import warnings
 
 def main():
     import tlsfast.twisted
-    from tlsfast.twisted import _protocol
+    from tlsfast._foreign import twistedtls as _protocol  # where the glue looks engineFor up
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", tlsfast.twisted.TLSFastUnavailableWarning)

@@ -13,7 +13,9 @@ from OpenSSL import SSL
 from tests import pki
 from tests.options.helpers import Pair, connect, connectAndClose
 from tlsfast import TLSEngine
-from tlsfast.options import ClientOptions, ServerOptions, _monitor, connectionInfo
+from tlsfast._foreign import pyopenssl
+from tlsfast.options import ClientOptions, ServerOptions, connectionInfo
+from tlsfast.options._policy import HAS
 
 pytestmark = pytest.mark.usefixtures("engineRequired")
 
@@ -45,7 +47,10 @@ def test_serverInfoCallbackInstallPaths(client, server, monkeypatch, filtered):
     info is complete, once per handshake.
     """
     if not filtered:
-        monkeypatch.setattr(_monitor, "_CONNECTION_OF_SSL", None)
+        # As if the seam's check of pyOpenSSL's internals had failed at import.
+        monkeypatch.setattr(pyopenssl.SURFACE, "problems", ["pyOpenSSL internals: Connection has no _reverse_mapping"])
+        for name in HAS:
+            monkeypatch.setitem(HAS, name, False)
     seen, events = [], []
     options = server()
     monitor = options.monitor

@@ -275,5 +275,23 @@ class TimeoutMixin(LoopbackMixin):
         self.assertFalse(client.info.closeTimedOut)
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    async def test_timeoutsHearTheConnectionsEvents(self):
+        """
+        On tlsfast the timeouts observe the glue's connection events; only
+        stock Twisted's protocol, which has no such hook, gets its methods
+        wrapped (by the seam).  Either way the timers go when the connection does.
+        """
+        clock = task.Clock()
+        server, portNumber = self.listen(serverOptions())
+        client = await self.connect(portNumber, clientOptions(handshakeTimeout=5, closeTimeout=3, reactor=clock))
+        await client.handshake
+        wrapped = {"loseConnection", "connectionLost"} & set(vars(client.transport))
+        self.assertEqual(wrapped, set() if self.tlsfastInstalled else {"loseConnection", "connectionLost"})
+        self.assertEqual(clock.getDelayedCalls(), [])  # the handshake timer went with the handshake
+        client.transport.loseConnection()
+        self.assertEqual(len(clock.getDelayedCalls()), 1)  # the close timer
+        await client.lost
+        self.assertEqual(clock.getDelayedCalls(), [])
+
 
 parametrize(TimeoutMixin, globals(), "Timeouts")

@@ -27,7 +27,7 @@ from zope.interface import implementer
 import tlsfast
 import tlsfast.twisted
 from tests import pki
-from tlsfast.twisted import _protocol
+from tlsfast._foreign import twistedtls as _protocol
 
 
 def privateCertificate(identity) -> PrivateCertificate:

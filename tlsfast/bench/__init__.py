@@ -9,11 +9,15 @@ steady on noisy machines where rates swing 2-3x; rates are reported too.
 The ``engine`` scenario moves data in memory, with no sockets.
 
 Modules: ``server`` (the servers), ``client`` (load generators, latency
-percentiles), ``engine`` (in-memory contenders), ``tlsconfig`` (TLS
+percentiles), ``engine`` (the in-memory harness: engine loops, the Twisted
+glue in memory, the C loop, interleaved rounds), ``engine_report`` (its
+statistics and tables: ``make bench-report``), ``peers`` (in-memory TLS
+peers and the handshake pump), ``tlsconfig`` (TLS
 parameters: names, pinning, the negotiated check), ``certs`` (throwaway
 PKI), ``runner`` (orchestration, sweeps, --target, medians, ratios),
 ``noise`` (noisy and implausible rows), ``report`` (tables, JSON, CSV,
 plots), ``compare`` (``tlsfast bench compare``: ratios and a t-test),
 ``proxy`` and ``proxy_loadgen`` (``tlsfast bench proxy``).  The command line
-is in ``cli`` (``tlsfast.cli`` only registers it and delegates).
+is in ``cli`` (``tlsfast.cli`` only registers it and delegates; ``python -m
+tlsfast.bench`` runs it); no other module of ``tlsfast.bench`` imports it.
 """

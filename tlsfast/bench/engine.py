@@ -1,22 +1,40 @@
 """
-The ``engine`` scenario: in-memory client->server bulk transfer, no sockets.
+The in-memory benchmark harness: client->server bulk transfer, no sockets.
 
 Every contender moves the same application data from a client to a server in
 writes of one size; the ciphertext goes from the client's memory BIO straight
-into the server's.  Ported from the repository's ``bench/transfer.py`` and
-``bench/report.py`` (which are not shipped), with certificates from
-:mod:`tlsfast.bench.certs` instead of the test PKI:
+into the server's.  ``tlsfast bench engine`` runs this module as a child
+process, and :mod:`tlsfast.bench.engine_report` (``make bench-report``,
+``bench/report.py``) and the pytest-benchmark suite in ``bench/`` use it in
+process.  The contenders, one name each:
 
-    tlsfast    tlsfast.TLSEngine on both ends: server.receive(client.send(m))
-    twisted    pyOpenSSL Connections driven as twisted.protocols.tls does:
-               send() in 16 KiB slices each followed by bio_read(2**15); the
-               server bio_write()s, recv(2**15) until WantReadError, then one
-               more bio_read(2**15) (_flushSendBIO)
-    asyncio    stdlib ssl.SSLObject over MemoryBIOs, as asyncio's sslproto
-               uses them (system OpenSSL, a different build than cryptography's)
-    c          tlsfast._engine.reference_transfer: the same SSL_write /
-               BIO_read / BIO_write / SSL_read loop in C without the GIL, on
-               two pyOpenSSL Connections (the limit the engine aims at)
+    tlsfast       tlsfast.TLSEngine on both ends: server.receive(client.send(m))
+    twisted       pyOpenSSL Connections driven as twisted.protocols.tls does:
+                  send() in 16 KiB slices each followed by bio_read(2**15); the
+                  server bio_write()s, recv(2**15) until WantReadError, then one
+                  more bio_read(2**15) (_flushSendBIO)
+    asyncio       stdlib ssl.SSLObject over MemoryBIOs, as asyncio's sslproto
+                  uses them (system OpenSSL, a different build than cryptography's)
+    c             tlsfast._engine.reference_transfer: the same SSL_write /
+                  BIO_read / BIO_write / SSL_read loop in C without the GIL, on
+                  two pyOpenSSL Connections (the limit the engine aims at)
+    tlsfast-glue  the glue in memory: a client and a server
+                  tlsfast.twisted.TLSMemoryBIOProtocol (what install() puts in
+                  Twisted) over StringTransports; each write() goes through the
+                  glue, the client's transport.value() into the server's
+                  dataReceived, and the server application counts the bytes
+    twisted-glue  the same pair with stock twisted.protocols.tls classes
+
+The glue pairs use the unbuffered ``TLSMemoryBIOProtocol`` (every write goes
+straight to the record path), not ``BufferingTLSTransport``, whose small-write
+aggregation waits for a reactor turn that an in-memory loop does not have.
+
+``run()`` is the timed part.  Like an application that consumes what it
+receives, it keeps only a count of the plaintext bytes the server got
+(``check()`` compares it to ``total`` after timing): keeping every chunk alive
+costs the Python contenders about one page fault per 4 KiB received, which is
+not what is being compared.  ``verify()`` runs the same loop untimed with
+``collect=True`` and compares the received bytes with the sent ones.
 
 Run as a child process (``python -m tlsfast.bench.engine ...``) so that
 ``OPENSSL_CONF`` is in place before stdlib ``ssl`` initialises the system
@@ -30,24 +48,48 @@ single layout's rates by tens of percent.  Prints one JSON line per sample.
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import gc
 import json
 import os
 import random
 import resource
+import shutil
 import ssl
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
-from tlsfast.bench.client import describe_stdlib, pin_stdlib
+# Only interfaces at import: ``tlsfast bench`` imports this module in the
+# process that starts and signals the others, which stays without Twisted's
+# reactor machinery (and logging); the glue pairs import the rest in setup().
+from twisted.internet.interfaces import (
+    IHandshakeListener,
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLServerConnectionCreator,
+    IProtocol,
+)
+from zope.interface import implementer
+
+from tlsfast.bench.certs import write_pki
+from tlsfast.bench.peers import EnginePeer, PyOpenSSLPeer, pump, pyopenssl_connection
 from tlsfast.bench.tlsconfig import TLSParams, add_arguments, describe_pyopenssl, from_arguments, pin_context
 
 KiB = 1024
 MiB = 1024 * KiB
 HOSTNAME = "example.com"
+WRITE_SIZES = (64, 1 * KiB, 16 * KiB, 64 * KiB)
+#: The engine loops (``tlsfast bench engine`` runs these by default) ...
 CONTENDERS = ("tlsfast", "twisted", "asyncio", "c")
+#: ... and the Twisted glue around them, in memory.
+GLUE_CONTENDERS = ("tlsfast-glue", "twisted-glue")
 LABELS = {"tlsfast": "tlsfast engine", "twisted": "pyOpenSSL loop (stock Twisted)",
-          "asyncio": "stdlib SSLObject (asyncio)", "c": "C reference loop"}
+          "asyncio": "stdlib SSLObject (asyncio)", "c": "C reference loop",
+          "tlsfast-glue": "tlsfast glue (TLSMemoryBIOProtocol)",
+          "twisted-glue": "stock Twisted glue (TLSMemoryBIOProtocol)"}
 
 
 def total_for(write_size: int) -> int:
@@ -89,18 +131,19 @@ class Pki:
             self._contexts = client, server
         return self._contexts
 
-    def pyopenssl_pair(self):
-        from OpenSSL import SSL
-
+    def pyopenssl_connection(self, server: bool):
+        """A memory-BIO Connection on this PKI's client or server context."""
         client_context, server_context = self.pyopenssl_contexts()
-        client = SSL.Connection(client_context, None)
-        client.set_connect_state()
-        client.set_tlsext_host_name(HOSTNAME.encode())
-        server = SSL.Connection(server_context, None)
-        server.set_accept_state()
-        return client, server
+        if server:
+            return pyopenssl_connection(server_context, True)
+        return pyopenssl_connection(client_context, False, HOSTNAME.encode())
+
+    def pyopenssl_pair(self):
+        return self.pyopenssl_connection(server=False), self.pyopenssl_connection(server=True)
 
     def stdlib_contexts(self):
+        from tlsfast.bench.client import pin_stdlib  # the load generator's module: asyncio at import
+
         server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         server.load_cert_chain(self.path("server.pem"), self.path("server.key"))
         client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -114,46 +157,35 @@ class Pki:
         return client, server
 
 
-def _pyopenssl_handshake(client, server) -> None:
-    """Move ciphertext both ways until both Connections are done."""
-    from OpenSSL import SSL
-
-    def step(connection):
-        try:
-            connection.do_handshake()
-        except SSL.WantReadError:
-            pass
-
-    def drain(connection) -> bytes:
-        out = []
-        while True:
-            try:
-                out.append(connection.bio_read(65536))
-            except SSL.WantReadError:
-                return b"".join(out)
-
-    step(client)
-    for _ in range(20):
-        moved = False
-        for sender, receiver in ((client, server), (server, client)):
-            data = drain(sender)
-            if data:
-                moved = True
-                receiver.bio_write(data)
-                step(receiver)
-        if not moved:
-            break
-    # TLS 1.3 tickets sit in the client's read BIO until it reads
-    try:
-        client.recv(65536)
-    except SSL.WantReadError:
-        pass
+@functools.cache
+def default_pki() -> Pki:
+    """One throwaway CA and certificates per process (in a temporary directory
+    removed at exit), with the default TLS parameters."""
+    directory = tempfile.mkdtemp(prefix="tlsfast-bench-")
+    atexit.register(shutil.rmtree, directory, True)
+    write_pki(directory)
+    return Pki(directory, TLSParams())
 
 
 def _describe_pair(client, server) -> dict:
     """What a pyOpenSSL pair negotiated, as the client sees it, and whether the
     server got a client certificate."""
     return dict(describe_pyopenssl(client), mtls=server.get_peer_certificate() is not None)
+
+
+def _read_all(read: Callable[[int], bytes], want_read: type[Exception], got: list[bytes] | None) -> int:
+    """Plaintext bytes from ``read(32768)`` calls until ``want_read`` (the
+    receive loop of Twisted's ``_flushReceiveBIO`` and of asyncio's sslproto
+    alike); the chunks go to ``got`` when verifying."""
+    received = 0
+    while True:
+        try:
+            plaintext = read(32768)
+        except want_read:
+            return received
+        received += len(plaintext)
+        if got is not None:
+            got.append(plaintext)
 
 
 class Transfer:
@@ -196,16 +228,9 @@ class EngineTransfer(Transfer):
 
         client_connection, server_connection = pki.pyopenssl_pair()
         self.client, self.server = TLSEngine(client_connection), TLSEngine(server_connection)
-        self.client.do_handshake()
-        for _ in range(20):
-            moved = False
-            for sender, receiver in ((self.client, self.server), (self.server, self.client)):
-                data = sender.outgoing()
-                if data:
-                    moved = True
-                    receiver.receive(data)
-            if not moved:
-                break
+        client = EnginePeer(self.client)
+        client.start()
+        pump(client, EnginePeer(self.server))
         if not (self.client.handshake_done and self.server.handshake_done):
             raise RuntimeError("engine handshake did not complete")
         self.negotiated = _describe_pair(client_connection, server_connection)
@@ -221,22 +246,29 @@ class EngineTransfer(Transfer):
         return got if collect else received
 
 
-class PyOpenSSLTransfer(Transfer):
-    """What twisted.protocols.tls.TLSMemoryBIOProtocol does per write()."""
-
-    name = "twisted"
+class _PyOpenSSLPairTransfer(Transfer):
+    """A transfer between two handshaken pyOpenSSL Connections."""
 
     def setup(self, pki: Pki) -> None:
         self.client, self.server = pki.pyopenssl_pair()
-        _pyopenssl_handshake(self.client, self.server)
+        client = PyOpenSSLPeer(self.client)
+        client.start()
+        pump(client, PyOpenSSLPeer(self.server))  # the client also reads the TLS 1.3 tickets
         self.negotiated = _describe_pair(self.client, self.server)
+
+
+class PyOpenSSLTransfer(_PyOpenSSLPairTransfer):
+    """What twisted.protocols.tls.TLSMemoryBIOProtocol does per write()."""
+
+    name = "twisted"
 
     def run(self, collect: bool = False):
         from OpenSSL.SSL import WantReadError
 
         client, server, message = self.client, self.server, self.message
         length = len(message)
-        got, received = [], 0
+        got: list[bytes] | None = [] if collect else None
+        received = 0
         for _ in range(self.writes):
             wire, done = [], 0
             while done < length:  # TLSMemoryBIOProtocol._write + _flushSendBIO
@@ -246,14 +278,7 @@ class PyOpenSSLTransfer(Transfer):
                 except WantReadError:
                     pass
             server.bio_write(b"".join(wire))  # dataReceived -> _flushReceiveBIO
-            while True:
-                try:
-                    plaintext = server.recv(32768)
-                except WantReadError:
-                    break
-                received += len(plaintext)
-                if collect:
-                    got.append(plaintext)
+            received += _read_all(server.recv, WantReadError, got)
             try:  # _flushSendBIO after the receive loop
                 server.bio_read(32768)
             except WantReadError:
@@ -289,34 +314,25 @@ class StdlibTransfer(Transfer):
             self.client.read(65536)
         except ssl.SSLWantReadError:
             pass
+        from tlsfast.bench.client import describe_stdlib
+
         self.negotiated = dict(describe_stdlib(self.client), mtls=bool(self.server.getpeercert()),
                                openssl=ssl.OPENSSL_VERSION)
 
     def run(self, collect: bool = False):
         client, client_out, server, server_in = self.client, self.client_out, self.server, self.server_in
         message, WantRead = self.message, ssl.SSLWantReadError
-        got, received = [], 0
+        got: list[bytes] | None = [] if collect else None
+        received = 0
         for _ in range(self.writes):
             client.write(message)
             server_in.write(client_out.read())
-            while True:
-                try:
-                    plaintext = server.read(32768)
-                except WantRead:
-                    break
-                received += len(plaintext)
-                if collect:
-                    got.append(plaintext)
+            received += _read_all(server.read, WantRead, got)
         return got if collect else received
 
 
-class ReferenceTransfer(Transfer):
+class ReferenceTransfer(_PyOpenSSLPairTransfer):
     name = "c"
-
-    def setup(self, pki: Pki) -> None:
-        self.client, self.server = pki.pyopenssl_pair()
-        _pyopenssl_handshake(self.client, self.server)
-        self.negotiated = _describe_pair(self.client, self.server)
 
     def run(self, collect: bool = False):
         from tlsfast._engine import reference_transfer
@@ -328,7 +344,146 @@ class ReferenceTransfer(Transfer):
         self.check(self.run())
 
 
-TRANSFERS = {cls.name: cls for cls in (EngineTransfer, PyOpenSSLTransfer, StdlibTransfer, ReferenceTransfer)}
+@implementer(IProtocol, IHandshakeListener)
+class _GlueApplication:
+    """The application on either end of a glue pair: it notes the handshake
+    and counts (or, while verifying, keeps) what it receives."""
+
+    def __init__(self) -> None:
+        self.handshook = False
+        self.received = 0
+        self.chunks: list[bytes] | None = None
+        self.transport: Any = None
+
+    def makeConnection(self, transport: Any) -> None:
+        self.transport = transport
+
+    def connectionMade(self) -> None:
+        pass
+
+    def handshakeCompleted(self) -> None:
+        self.handshook = True
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.chunks is not None:
+            self.chunks.append(data)
+
+    def connectionLost(self, reason: Any) -> None:
+        pass
+
+
+@implementer(IOpenSSLClientConnectionCreator, IOpenSSLServerConnectionCreator)
+class _OneConnection:
+    """Hands a TLS protocol the Connection made beforehand."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def clientConnectionForTLS(self, tlsProtocol: Any) -> Any:
+        return self.connection
+
+    def serverConnectionForTLS(self, tlsProtocol: Any) -> Any:
+        return self.connection
+
+
+class _GluePeer:
+    """A TLS protocol over a StringTransport as a peer for :func:`pump` (the
+    plaintext goes to its application, not back to the pump)."""
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def outgoing(self) -> bytes:
+        data = self.protocol.transport.value()
+        self.protocol.transport.clear()
+        return data
+
+    def receive(self, ciphertext: bytes) -> bytes:
+        self.protocol.dataReceived(ciphertext)
+        return b""
+
+
+class GlueTransfer(Transfer):
+    """
+    A client and a server ``TLSMemoryBIOProtocol`` over ``StringTransport``s,
+    the way tlsfast's own in-memory glue tests drive them (no reactor).  The
+    pyOpenSSL Connections come from :class:`Pki`, handed to the factories by
+    a connection creator, so they are pinned like every other contender's.
+    """
+
+    def classes(self) -> tuple[type, type]:  # pragma: no cover - abstract
+        """(factory, protocol) classes of this glue."""
+        raise NotImplementedError
+
+    def setup(self, pki: Pki) -> None:
+        from twisted.internet.protocol import Factory
+        from twisted.internet.task import Clock
+        from twisted.internet.testing import StringTransport
+
+        factory_class, protocol_class = self.classes()
+        connections = pki.pyopenssl_pair()
+        clock = Clock()
+        self.applications = _GlueApplication(), _GlueApplication()
+        protocols = []
+        for connection, application, is_client in zip(connections, self.applications, (True, False)):
+            factory = factory_class(_OneConnection(connection), is_client, Factory(), clock=clock)
+            protocol = protocol_class(factory, application)
+            protocol.makeConnection(StringTransport())
+            protocols.append(protocol)
+        self.client, self.server = protocols
+        pump(_GluePeer(self.client), _GluePeer(self.server))
+        if not all(application.handshook for application in self.applications):
+            raise RuntimeError(f"{self.name}: the glue handshake did not complete")
+        self.negotiated = _describe_pair(*connections)
+
+    def run(self, collect: bool = False):
+        write, wire, deliver = self.client.write, self.client.transport, self.server.dataReceived
+        application, message = self.applications[1], self.message
+        application.received = 0
+        application.chunks = [] if collect else None
+        for _ in range(self.writes):
+            write(message)
+            deliver(wire.value())
+            wire.clear()
+        self.server.transport.clear()  # nothing is expected back; keep it from growing if it were
+        return application.chunks if collect else application.received
+
+
+class TLSFastGlueTransfer(GlueTransfer):
+    name = "tlsfast-glue"
+
+    def classes(self) -> tuple[type, type]:
+        import tlsfast
+        import tlsfast.twisted
+
+        if not tlsfast.ACCELERATED:
+            raise RuntimeError("tlsfast-glue: the tlsfast engine is not available here")
+        return tlsfast.twisted.TLSMemoryBIOFactory, tlsfast.twisted.TLSMemoryBIOProtocol
+
+
+class TwistedGlueTransfer(GlueTransfer):
+    name = "twisted-glue"
+
+    def classes(self) -> tuple[type, type]:
+        from twisted.protocols import tls
+
+        import tlsfast.twisted
+
+        if tlsfast.twisted.installed():  # then twisted.protocols.tls names tlsfast's classes
+            raise RuntimeError("twisted-glue: tlsfast is installed into Twisted in this process")
+        return tls.TLSMemoryBIOFactory, tls.TLSMemoryBIOProtocol
+
+
+TRANSFERS: dict[str, type[Transfer]] = {
+    cls.name: cls for cls in (EngineTransfer, PyOpenSSLTransfer, StdlibTransfer, ReferenceTransfer,
+                              TLSFastGlueTransfer, TwistedGlueTransfer)}
+
+
+def make(name: str, write_size: int, total: int | None = None, pki: Pki | None = None) -> Transfer:
+    """A ready (handshaken) transfer of contender ``name`` (on :func:`default_pki`
+    unless given one)."""
+    return TRANSFERS[name](default_pki() if pki is None else pki, write_size, total)
 
 
 def _emit(record: dict) -> None:
@@ -343,7 +498,7 @@ def measure(pki: Pki, sizes: list[int], contenders: list[str], rounds: int, seco
     size)`` builds a transfer (default: this module's classes by name);
     ``collect_each_round`` runs the garbage collector between rounds, outside
     the timing; ``verify_at_end`` compares the bytes once more after the last
-    round.  (bench/report.py uses all three.)
+    round.  (:mod:`tlsfast.bench.engine_report` uses the last two.)
     """
     rng = random.Random(seed)
     if make is None:

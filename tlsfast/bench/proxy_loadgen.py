@@ -92,16 +92,24 @@ def backend(args) -> int:
         pending.pop(c, None)
         c.close()
 
+    def receive(c, limit: int) -> int | None:
+        """recv_into the shared buffer: the count read, or None when there is
+        nothing to read now or the peer has gone (then ``c`` is closed)."""
+        try:
+            n = c.recv_into(view, limit)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            n = 0
+        if not n:
+            close(c)
+            return None
+        return n
+
     def on_discard(c):
         while True:
-            try:
-                n = c.recv_into(view)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                n = 0
-            if not n:
-                close(c)
+            n = receive(c, len(buf))
+            if n is None:
                 return
             stats["discard_bytes"] += n
             if n < len(buf):
@@ -122,14 +130,8 @@ def backend(args) -> int:
                 del pending[c]
                 sel.modify(c, selectors.EVENT_READ, "echo")
             return
-        try:
-            n = c.recv_into(view, 65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            n = 0
-        if not n:
-            close(c)
+        n = receive(c, 65536)
+        if n is None:
             return
         stats["echo_bytes"] += n
         if c in pending:

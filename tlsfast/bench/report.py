@@ -13,9 +13,9 @@ import platform
 import ssl
 import sys
 
+from tlsfast.bench.engine import LABELS as ENGINE_LABELS
 from tlsfast.bench.runner import (
     BASELINE,
-    ENGINE_LABELS,
     LATENCY_PERCENTILES,
     STACK_LABELS,
     STACKS,

@@ -11,7 +11,8 @@ Every child gets the per-run ``OPENSSL_CONF`` (cipher suite and group, see
 :mod:`tlsfast.bench.tlsconfig`) and its own session, so a Ctrl-C reaches only
 this process, which then stops all of them (:func:`stop_children`).
 
-``python -m tlsfast.bench.runner ARGS`` is ``tlsfast bench ARGS``.
+The command line is :mod:`tlsfast.bench.cli` (``python -m tlsfast.bench ARGS``
+is ``tlsfast bench ARGS``); this module does not import it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tlsfast.bench.certs import write_pki
+from tlsfast.bench.engine import CONTENDERS as ENGINE_STACKS
+from tlsfast.bench.engine import total_for
 from tlsfast.bench.tlsconfig import (
     DEFAULT_CIPHER,
     DEFAULT_GROUP,
@@ -47,7 +50,6 @@ SCENARIOS = ("bulk", "echo", "handshake", "handshake-client", "engine")
 EXTRA_SCENARIOS = ("idle",)  # memory per idle connection; only when asked for
 STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop", "c")
 LOOPBACK_STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop")
-ENGINE_STACKS = ("tlsfast", "twisted", "asyncio", "c")
 BASELINE = "twisted"
 TARGET = "target"  # --target HOST:PORT, in the echo and handshake scenarios
 TARGET_SCENARIOS = ("echo", "handshake")
@@ -59,8 +61,6 @@ STACK_LABELS = {
     "tlsfast": "Twisted + tlsfast", "asyncio": "asyncio + stdlib ssl",
     "uvloop": "uvloop + stdlib ssl", "c": "C reference loop",
 }
-ENGINE_LABELS = {"tlsfast": "tlsfast engine", "twisted": "pyOpenSSL loop (stock Twisted)",
-                 "asyncio": "stdlib SSLObject (asyncio)", "c": "C reference loop"}
 
 
 def size_label(size: int) -> str:
@@ -697,14 +697,11 @@ class Run:
         s = self.settings
         stacks = self.stacks_for("engine")
         params = {"rounds": s.engine_rounds, "seconds": s.engine_seconds, "sizes": s.engine_sizes}
-        from tlsfast.bench.engine import total_for
-
         results = {}
         for size in s.engine_sizes:
-            label = f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
             results[size] = self._result(
                 f"engine-{size}", "engine",
-                f"engine (in memory, no sockets): {label} writes, {total_for(size) // 1024} KiB per round",
+                f"engine (in memory, no sockets): {size_label(size)} writes, {total_for(size) // 1024} KiB per round",
                 "MiB", "the one benchmark thread (client + server)", dict(params, write_size=size))
         command = [sys.executable, "-m", "tlsfast.bench.engine", "--certs", self.directory,
                    "--sizes", ",".join(map(str, s.engine_sizes)), "--contenders", ",".join(stacks),
@@ -771,13 +768,3 @@ class Run:
                 sample = Sample(stack, s.idle_connections, 1.0, (after - before) / 1024 / 1e6, rep)
                 result.samples.append(sample)
                 self.progress("sample", result=result, sample=sample)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from tlsfast.bench.cli import main as bench_main
-
-    return bench_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

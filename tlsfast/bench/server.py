@@ -28,6 +28,19 @@ from tlsfast.bench.client import BULK_BLOCK
 STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop")
 
 
+class _Acks:
+    """What the sink owes the load generator: one b"K" per completed BULK_BLOCK."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def add(self, count: int) -> bytes:
+        """``count`` more bytes arrived: the acknowledgements now due."""
+        before = self.received // BULK_BLOCK
+        self.received += count
+        return b"K" * (self.received // BULK_BLOCK - before)
+
+
 def _ready(port: int) -> None:
     print(f"READY {port}", flush=True)
 
@@ -77,15 +90,14 @@ def _twisted_server(args) -> None:
             self.transport.write(data)
 
     class Sink(protocol.Protocol):
-        received = 0
+        def connectionMade(self):
+            self.acks = _Acks()
 
         def dataReceived(self, data):
             report(self.transport)
-            before = self.received // BULK_BLOCK
-            self.received += len(data)
-            acks = self.received // BULK_BLOCK - before
+            acks = self.acks.add(len(data))
             if acks:
-                self.transport.write(b"K" * acks)
+                self.transport.write(acks)
 
     factory = protocol.Factory.forProtocol({"echo": Echo, "sink": Sink, "idle": Echo}[args.scenario])
     try:
@@ -155,18 +167,15 @@ def _asyncio_server(args) -> None:
             self.transport.write(data)
 
     class Sink(asyncio.Protocol):
-        received = 0
-
         def connection_made(self, transport):
             self.transport = transport
+            self.acks = _Acks()
 
         def data_received(self, data):
             report(self.transport)
-            before = self.received // BULK_BLOCK
-            self.received += len(data)
-            acks = self.received // BULK_BLOCK - before
+            acks = self.acks.add(len(data))
             if acks:
-                self.transport.write(b"K" * acks)
+                self.transport.write(acks)
 
     protocol_class = Sink if args.scenario == "sink" else Echo
 

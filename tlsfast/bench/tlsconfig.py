@@ -158,7 +158,9 @@ def pin_context(context, params: TLSParams) -> None:
     ``SSL_CTX_set1_curves_list`` (the old name of ``SSL_CTX_set1_groups_list``).
     """
     from OpenSSL import SSL
-    from OpenSSL._util import lib
+
+    from tlsfast._foreign import pyopenssl
+    from tlsfast._foreign.cryptobinding import lib
 
     version = SSL.TLS1_3_VERSION if params.version == "1.3" else SSL.TLS1_2_VERSION
     context.set_min_proto_version(version)
@@ -167,7 +169,7 @@ def pin_context(context, params: TLSParams) -> None:
         context.set_tls13_ciphersuites(params.cipher.encode())
     else:
         context.set_cipher_list(params.cipher.encode())
-    if lib.SSL_CTX_set1_curves_list(context._context, params.group.encode()) != 1:
+    if lib.SSL_CTX_set1_curves_list(pyopenssl.contextPointer(context), params.group.encode()) != 1:
         lib.ERR_clear_error()
         raise ConfigError(f"cryptography's OpenSSL does not know the group {params.group!r}")
 
@@ -240,11 +242,12 @@ def mismatches(params: TLSParams, negotiated: dict) -> list[str]:
 
 def group_name(connection) -> str:
     """The key-exchange group a pyOpenSSL ``Connection`` negotiated."""
-    from OpenSSL._util import ffi, lib
+    from tlsfast._foreign import pyopenssl
+    from tlsfast._foreign.cryptobinding import ffi, lib
 
     if not hasattr(lib, "SSL_get0_group_name"):
         return "?"
-    name = lib.SSL_get0_group_name(connection._ssl)
+    name = lib.SSL_get0_group_name(pyopenssl.sslPointer(connection))
     return ffi.string(name).decode() if name != ffi.NULL else "?"
 
 

@@ -14,10 +14,11 @@ import weakref
 from collections import OrderedDict
 
 from OpenSSL import SSL
-from twisted.internet._sslverify import ClientTLSOptions, IOpenSSLTrustRoot
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from zope.interface import implementer
 
+from tlsfast._foreign import pyopenssl, twistedsslverify
+from tlsfast._foreign.twistedsslverify import ClientTLSOptions, IOpenSSLTrustRoot
 from tlsfast.options._errors import ConfigurationError
 from tlsfast.options._monitor import Monitor
 from tlsfast.options._policy import (
@@ -38,13 +39,10 @@ def platformTrustAvailable() -> bool:
     C{set_default_verify_paths} looks (the environment variables, the
     system's OpenSSL defaults, and pyOpenSSL's list of distribution paths).
     """
-    from OpenSSL import SSL as _SSL
-
     candidates = [os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")]
     paths = _stdssl.get_default_verify_paths()
     candidates += [paths.cafile, paths.capath, paths.openssl_cafile, paths.openssl_capath]
-    candidates += list(getattr(_SSL, "_CERTIFICATE_FILE_LOCATIONS", []))
-    candidates += list(getattr(_SSL, "_CERTIFICATE_PATH_LOCATIONS", []))
+    candidates += pyopenssl.certificateLocations()
     for candidate in candidates:
         if not candidate:
             continue
@@ -176,7 +174,11 @@ class ClientOptions:
             _verifyLocations(context, caFile, caPath, caCertificates)
             return "given"
         if IOpenSSLTrustRoot.providedBy(trustRoot):
-            trustRoot._addCACertsToContext(context)
+            if not twistedsslverify.SURFACE.usable:
+                raise ConfigurationError(
+                    "a Twisted trustRoot cannot be used with this Twisted: "
+                    + "; ".join(twistedsslverify.SURFACE.problems))
+            twistedsslverify.addTrustRoot(trustRoot, context)
             return "trustRoot"
         if trustRoot != "platform":
             raise ConfigurationError(

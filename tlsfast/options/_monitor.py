@@ -6,7 +6,10 @@ close_notify timeouts, and -- opt-in -- ciphertext byte and record counters.
 Everything here hangs off OpenSSL callbacks that pyOpenSSL exposes (the info
 callback) or that cryptography's binding exposes (the message callback);
 nothing needs the record path, so it works identically on stock Twisted, on
-the tlsfast glue and on a bare L{tlsfast.TLSEngine}.
+the tlsfast glue and on a bare L{tlsfast.TLSEngine}.  The timeouts learn of a
+Twisted connection's events (handshake done, C{loseConnection}, lost) as a
+L{TLSConnectionObserver} of its TLS protocol.  pyOpenSSL, cryptography and
+Twisted internals are reached through the seam, L{tlsfast._foreign}.
 """
 
 from __future__ import annotations
@@ -15,20 +18,17 @@ import time
 import weakref
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.bindings._rust import _openssl
 from OpenSSL import SSL
 
+from tlsfast._foreign import pyopenssl
+from tlsfast._foreign.cryptobinding import ffi as _ffi
+from tlsfast._foreign.cryptobinding import lib as _lib
+from tlsfast._foreign.twistedtls import TLSConnectionObserver, engineOf, observeConnection
 from tlsfast.options._errors import ConfigurationError, HandshakeTimeout
 from tlsfast.options._policy import HAS
 
 # The info-callback events the monitor acts on (besides onActivity).
 _START_OR_DONE = SSL.SSL_CB_HANDSHAKE_START | SSL.SSL_CB_HANDSHAKE_DONE
-
-# pyOpenSSL's SSL* -> Connection map (private; what its own callbacks use).
-# Without it the info callback goes through set_info_callback, unfiltered.
-_CONNECTION_OF_SSL = getattr(SSL.Connection, "_reverse_mapping", None)
-
-_ffi, _lib = _openssl.ffi, _openssl.lib
 
 _SSL3_RT_HEADER = 256  # msg callback content type for a record header
 
@@ -67,7 +67,7 @@ class ConnectionInfo:
     recordsSent: int | None = None
     plaintextBytesReceived: int | None = None
     plaintextBytesSent: int | None = None
-    _timers: list = field(default_factory=list, repr=False)
+    _timers: dict = field(default_factory=dict, repr=False)  # "handshake" / "close" -> IDelayedCall
 
 
 # Connection -> ConnectionInfo; pyOpenSSL Connections are weak-referenceable.
@@ -89,20 +89,8 @@ def connectionInfo(connectionOrTransport) -> ConnectionInfo | None:
         return None
     info = _infos.get(connection)
     if info is not None:
-        _countFromEngine(info, _engineOf(connectionOrTransport))
+        _countFromEngine(info, engineOf(connectionOrTransport))
     return info
-
-
-def _engineOf(transport):
-    """
-    The tlsfast engine behind a Twisted TLS transport: the TLS protocol itself
-    (C{listenSSL}, endpoints) or, after C{startTLS}, the TCP transport's
-    C{protocol}.  L{None} for stock Twisted or a bare Connection.
-    """
-    engine = getattr(transport, "_engine", None)
-    if engine is None:
-        engine = getattr(getattr(transport, "protocol", None), "_engine", None)
-    return engine
 
 
 def _countFromEngine(info: ConnectionInfo, engine) -> None:
@@ -166,26 +154,15 @@ class Monitor:
         return time.monotonic()
 
     def install(self, context: SSL.Context) -> None:
-        reverse = _CONNECTION_OF_SSL
-        if self.onActivity is not None or reverse is None:
+        # Only the handshake's start and end matter here (unless onActivity
+        # wants every event): filtered before they reach Python where the
+        # seam can, through pyOpenSSL's unfiltered set_info_callback if not.
+        if self.onActivity is not None or not pyopenssl.installFilteredInfoCallback(
+                context, _START_OR_DONE, self._infoCallback):
             context.set_info_callback(self._infoCallback)
-        else:
-            # OpenSSL calls the info callback ~20 times per handshake and only
-            # the start and the end matter here: filter before pyOpenSSL's
-            # wrapper would look the Connection up and call us (what
-            # set_info_callback installs, minus two Python calls per event).
-            infoCallback = self._infoCallback
-
-            def filtered(ssl, where, ret):
-                if where & _START_OR_DONE:
-                    infoCallback(reverse[ssl], where, ret)
-
-            # Kept where pyOpenSSL keeps its own: alive as long as the Context.
-            context._info_callback = _ffi.callback("void (*)(const SSL *, int, int)", filtered)
-            _lib.SSL_CTX_set_info_callback(context._context, context._info_callback)
         if self._messageCallback is not None:
             # Not wrapped by pyOpenSSL: set through the binding directly.
-            _lib.SSL_CTX_set_msg_callback(context._context, self._messageCallback)
+            _lib.SSL_CTX_set_msg_callback(pyopenssl.contextPointer(context), self._messageCallback)
 
     def track(self, connection: SSL.Connection, tlsProtocol=None) -> ConnectionInfo:
         """Start tracking a new connection (and its timeouts, if any)."""
@@ -228,10 +205,10 @@ class Monitor:
         name = connection.get_servername()
         info.serverName = name.decode("ascii", "surrogateescape") if name is not None else None
         if HAS["SSL_session_reused"]:
-            info.resumed = bool(_lib.SSL_session_reused(connection._ssl))
-        for timer in info._timers:
-            if timer.active() and getattr(timer, "_tlsfastKind", "") == "handshake":
-                timer.cancel()
+            info.resumed = bool(_lib.SSL_session_reused(pyopenssl.sslPointer(connection)))
+        # Here, inside SSL_do_handshake, before the application hears of the
+        # handshake: the same moment on every record path.
+        _cancelTimers(info, "handshake")
         if self.onHandshakeDone is not None:
             self.onHandshakeDone(connection, info)
 
@@ -239,73 +216,73 @@ class Monitor:
 
     def _watch(self, tlsProtocol, info):
         """
-        Arm the timeouts on a Twisted TLS protocol.
-
-        The handshake timer starts now (the connection is being made) and is
-        cancelled by the handshake completing.  The close_notify timer starts
-        when the application calls C{loseConnection}: if the peer's
-        close_notify has not come when it fires, the TCP connection is closed
-        anyway (ours was sent).  There is no hook in the TLS protocol for
-        either "lost" or "loseConnection", so both are wrapped on this one
-        instance (see docs/howto.md, "Timeouts").
+        Arm the timeouts on a Twisted TLS protocol: the handshake timer starts
+        now (the connection is being made); the protocol's events, observed
+        by a L{_TimeoutObserver}, do the rest (see docs/howto.md, "Timeouts").
         """
-        clock = self.clock
-        timers = info._timers
-        protocolRef = weakref.ref(tlsProtocol)
-
-        def cancelAll():
-            for timer in timers:
-                if timer.active():
-                    timer.cancel()
-
+        observer = _TimeoutObserver(self, info, tlsProtocol)
         if self.handshakeTimeout:
-            def handshakeExpired():
-                protocol = protocolRef()
-                if protocol is None or info.handshakeDone:
-                    return
-                info.handshakeTimedOut = True
-                from twisted.python.failure import Failure
+            info._timers["handshake"] = self.clock.callLater(self.handshakeTimeout, observer.handshakeExpired)
+        observeConnection(tlsProtocol, observer)
 
-                # failVerification: the public way to abort during setup
-                # with a reason the application sees in connectionLost.
-                protocol.failVerification(Failure(HandshakeTimeout(
-                    f"TLS handshake not complete after {self.handshakeTimeout} s")))
 
-            timer = clock.callLater(self.handshakeTimeout, handshakeExpired)
-            timer._tlsfastKind = "handshake"
-            timers.append(timer)
+class _TimeoutObserver(TLSConnectionObserver):
+    """
+    A connection's handshake and close_notify timeouts, driven by its TLS
+    protocol's events.
 
-        originalLost = tlsProtocol.connectionLost
+    The handshake timer is cancelled by the handshake completing (seen by
+    the monitor's info callback, L{Monitor._handshakeDone}).  The
+    close_notify timer starts when the application calls C{loseConnection}:
+    if the peer's close_notify has not come when it fires, the TCP
+    connection is closed anyway (ours was sent).  Losing the connection
+    cancels both.  The protocol is held weakly: the timers must not keep it.
+    """
 
-        def connectionLost(reason):
-            cancelAll()
-            return originalLost(reason)
+    def __init__(self, monitor: Monitor, info: ConnectionInfo, tlsProtocol) -> None:
+        self.monitor = monitor
+        self.info = info
+        self.protocolRef = weakref.ref(tlsProtocol)
 
-        tlsProtocol.connectionLost = connectionLost
+    def tlsHandshakeCompleted(self, tlsProtocol) -> None:
+        pass  # the info callback has cancelled the handshake timer already
 
-        if self.closeTimeout:
-            originalLose = tlsProtocol.loseConnection
+    def tlsClosing(self, tlsProtocol) -> None:
+        closeTimeout = self.monitor.closeTimeout
+        if closeTimeout and tlsProtocol.connected and "close" not in self.info._timers:
+            self.info._timers["close"] = self.monitor.clock.callLater(closeTimeout, self.closeExpired)
 
-            def loseConnection():
-                result = originalLose()
-                protocol = protocolRef()
-                if (protocol is not None and protocol.connected
-                        and not any(getattr(t, "_tlsfastKind", "") == "close" for t in timers)):
-                    def closeExpired():
-                        protocol = protocolRef()
-                        if protocol is None or not protocol.connected:
-                            return
-                        info.closeTimedOut = True
-                        transport = protocol.transport
-                        if transport is not None:
-                            transport.loseConnection()
+    def tlsConnectionLost(self, tlsProtocol, reason) -> None:
+        _cancelTimers(self.info, "handshake", "close")
 
-                    timer = clock.callLater(self.closeTimeout, closeExpired)
-                    timer._tlsfastKind = "close"
-                    timers.append(timer)
-                return result
+    def handshakeExpired(self) -> None:
+        protocol = self.protocolRef()
+        info = self.info
+        if protocol is None or info.handshakeDone:
+            return
+        info.handshakeTimedOut = True
+        from twisted.python.failure import Failure
 
-            tlsProtocol.loseConnection = loseConnection
+        # failVerification: the public way to abort during setup
+        # with a reason the application sees in connectionLost.
+        protocol.failVerification(Failure(HandshakeTimeout(
+            f"TLS handshake not complete after {self.monitor.handshakeTimeout} s")))
+
+    def closeExpired(self) -> None:
+        protocol = self.protocolRef()
+        if protocol is None or not protocol.connected:
+            return
+        self.info.closeTimedOut = True
+        transport = protocol.transport
+        if transport is not None:
+            transport.loseConnection()
+
+
+def _cancelTimers(info: ConnectionInfo, *kinds: str) -> None:
+    for kind in kinds:
+        timer = info._timers.get(kind)
+        if timer is not None and timer.active():
+            timer.cancel()
 
 
 def _countRecord(writeP, version, contentType, buf, length, ssl, arg):
@@ -314,7 +291,7 @@ def _countRecord(writeP, version, contentType, buf, length, ssl, arg):
     if contentType != _SSL3_RT_HEADER or length < 5:
         return
     try:
-        connection = SSL.Connection._reverse_mapping.get(ssl)
+        connection = pyopenssl.connectionForSSL(ssl)
         info = _infos.get(connection) if connection is not None else None
         if info is None or info.recordsSent is None:
             return

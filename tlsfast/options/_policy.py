@@ -12,18 +12,19 @@ import os
 import ssl
 import tempfile
 
-from cryptography.hazmat.bindings._rust import _openssl
 from OpenSSL import SSL
 
+from tlsfast._foreign import pyopenssl
+from tlsfast._foreign.cryptobinding import lib as _lib
 from tlsfast.options._errors import ConfigurationError
 
-_lib = _openssl.lib
 log = logging.getLogger("tlsfast.options")
 
 #: OpenSSL functions used beyond pyOpenSSL's own API, present in this
-#: cryptography build or not (checked, not assumed: bindings drop symbols).
+#: cryptography build or not (checked, not assumed: bindings drop symbols),
+#: and callable only with the SSL* / SSL_CTX* the seam gets from pyOpenSSL.
 #: SSL_CTX_set1_groups_list is absent; set1_curves_list is its alias.
-HAS = {name: hasattr(_lib, name) for name in (
+HAS = {name: hasattr(_lib, name) and pyopenssl.SURFACE.usable for name in (
     "SSL_CTX_set1_curves_list",   # groups=
     "SSL_session_reused",         # ConnectionInfo.resumed
     "SSL_CTX_set_msg_callback",   # countRecords=
@@ -192,7 +193,7 @@ class Policy:
                     "groups= needs SSL_CTX_set1_curves_list, absent from this cryptography build")
             # SSL_CTX_set1_groups_list is absent from the binding; its alias
             # SSL_CTX_set1_curves_list takes the same (groups) list in OpenSSL 3+.
-            if _lib.SSL_CTX_set1_curves_list(context._context, self.groups) != 1:
+            if _lib.SSL_CTX_set1_curves_list(pyopenssl.contextPointer(context), self.groups) != 1:
                 _lib.ERR_clear_error()
                 raise ConfigurationError(
                     f"key-exchange groups {self.groups.decode()!r}: unknown group or empty list")
@@ -272,7 +273,7 @@ def probeServer(policy: Policy, identity) -> None:
     client = SSL.Context(SSL.TLS_METHOD)
     client.set_cipher_list(b"ALL:@SECLEVEL=0")
     if policy.groups is not None:
-        _lib.SSL_CTX_set1_curves_list(client._context, policy.groups)
+        _lib.SSL_CTX_set1_curves_list(pyopenssl.contextPointer(client), policy.groups)
     if policy.tls13Ciphers:
         client.set_tls13_ciphersuites(policy.tls13Ciphers)
     serverConnection = SSL.Connection(server, None)

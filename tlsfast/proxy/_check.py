@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections.abc import Callable
 
 from tlsfast.proxy._config import ProxyConfig, ProxyConfigError
 from tlsfast.proxy._status import EXIT_CONFIG, EXIT_OK
@@ -50,8 +51,11 @@ def configurationProblems(config: ProxyConfig, warned: list[str]) -> list[str]:
     return problems
 
 
-def check(args: argparse.Namespace) -> int:
-    from tlsfast.proxy._main import uncheckedConfigFromArgs
+def check(args: argparse.Namespace, uncheckedConfigFromArgs: Callable[[argparse.Namespace], ProxyConfig]) -> int:
+    """
+    Report every problem of the configuration that C{uncheckedConfigFromArgs}
+    (passed in by the CLI, which this module does not import) builds from C{args}.
+    """
     from tlsfast.proxy._privileges import resolveIdentity
 
     warned: list[str] = []

@@ -1,71 +1,21 @@
 """
-TCP transports that write at once when nothing is queued.
-
-Twisted's C{write()} only queues: the bytes go out on the next reactor turn,
-after an C{epoll_ctl} to watch for writability and another to stop.  A
-relayed request/response pays that on each of its writes (two reactor turns
-and four C{epoll_ctl} calls per round trip through the proxy).  Like
-asyncio's transports, these try C{send()} first when the queue is empty and
-queue only what the kernel did not take; with anything queued they behave
-exactly as Twisted's, so order, back-pressure and close are unchanged.
-
-This leans on C{twisted.internet.tcp} internals (the queue attributes, the
-C{Port.transport} and C{Connector._makeTransport} hooks); L{AVAILABLE} is
-false, and the proxy uses Twisted's own classes, if they are not there.
+The proxy's eager writes: TCP transports that write at once when nothing is
+queued (L{tlsfast._foreign.twistedtcp}, where they are explained; every
+tlsfast Twisted user can have them through
+C{tlsfast.twisted.install(eagerWrites=True)}).  The proxy uses them for
+its listeners and backend connections unless C{TLSFAST_PROXY_EAGER_WRITES=0}
+(to compare, or if a Twisted release breaks them), and where the seam's
+check of Twisted's tcp internals passes (L{AVAILABLE}).
 """
 
 from __future__ import annotations
 
 import os
 
-from twisted.internet import abstract, tcp
+from tlsfast._foreign import twistedtcp
+from tlsfast._foreign.twistedtcp import EagerClient, EagerConnector, EagerServer
 
-
-class _EagerWrite(tcp.Connection):
-    def write(self, data: bytes) -> None:
-        # After abortConnection (_aborting) Twisted drops what is written: so do we.
-        if (data and self.connected and not self.disconnecting and not self._aborting
-                and not self._writeDisconnecting
-                and not self._tempDataBuffer and self.offset == len(self.dataBuffer)
-                and type(data) is bytes):
-            try:
-                sent = self.socket.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                sent = 0  # the queued path meets the error in doWrite, as usual
-            if sent == len(data):
-                return
-            data = data[sent:]
-        super().write(data)
-
-
-class EagerServer(_EagerWrite, tcp.Server):
-    """An accepted connection with eager writes."""
-
-
-class EagerClient(_EagerWrite, tcp.Client):
-    """An outgoing connection with eager writes."""
-
-
-class EagerConnector(tcp.Connector):
-    """C{reactor.connectTCP}, with an L{EagerClient} transport."""
-
-    def _makeTransport(self):
-        return EagerClient(self.host, self.port, self.bindAddress, self, self.reactor)
-
-
-def _available() -> bool:
-    # The queue write() fills and doWrite() drains, as this module assumes it.
-    queue = abstract.FileDescriptor.write.__code__.co_names
-    return ("_tempDataBuffer" in queue
-            and all(hasattr(tcp.Server, name) for name in ("dataBuffer", "offset", "_writeDisconnecting",
-                                                            "disconnecting", "connected", "_aborting"))
-            and hasattr(tcp.Connector, "_makeTransport") and getattr(tcp.Port, "transport", None) is tcp.Server)
-
-
-# TLSFAST_PROXY_EAGER_WRITES=0 turns it off (to compare, or if a Twisted release breaks it).
-AVAILABLE = _available() and os.environ.get("TLSFAST_PROXY_EAGER_WRITES", "1") != "0"
+AVAILABLE = twistedtcp.SURFACE.usable and os.environ.get("TLSFAST_PROXY_EAGER_WRITES", "1") != "0"
 
 
 def abort(transport) -> None:
@@ -82,15 +32,16 @@ def abort(transport) -> None:
 
 
 def connectTCP(reactor, host, port, factory, timeout):
-    """C{reactor.connectTCP} with eager writes where the reactor is a TCP one we know."""
-    if not AVAILABLE or not hasattr(reactor, "addReader"):
+    """C{reactor.connectTCP}, with eager writes when L{AVAILABLE}."""
+    if not AVAILABLE:
         return reactor.connectTCP(host, port, factory, timeout=timeout)
-    connector = EagerConnector(host, port, factory, timeout, None, reactor)
-    connector.connect()
-    return connector
+    return twistedtcp.connectTCP(reactor, host, port, factory, timeout)
 
 
 def useEagerServers(port) -> None:
     """Make the connections C{port} accepts from now on eager-writing (a tcp.Port)."""
-    if AVAILABLE and isinstance(port, tcp.Port):
-        port.transport = EagerServer
+    if AVAILABLE:
+        twistedtcp.useEagerServers(port)
+
+
+__all__ = ["AVAILABLE", "EagerClient", "EagerConnector", "EagerServer", "abort", "connectTCP", "useEagerServers"]

@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         from tlsfast.proxy._check import check
 
-        return check(args)
+        return check(args, uncheckedConfigFromArgs)
     from tlsfast.proxy._privileges import resolveIdentity
 
     try:

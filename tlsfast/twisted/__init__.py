@@ -20,6 +20,13 @@ already listening keeps stock Twisted TLS until it is restarted, and
 C{install()} names such ports in a L{StockListenersWarning}.
 C{uninstall()} restores Twisted's classes.
 
+C{install(eagerWrites=True)} also makes every TCP transport write at once
+when nothing is queued (see L{tlsfast._foreign.twistedtcp}), and
+L{tlsfast.twisted.epollreactor} offers a lighter epoll reactor.  Everything
+that touches Twisted's private names lives in the seam, L{tlsfast._foreign}:
+where its checks fail, C{install()} leaves Twisted alone, as when the engine
+cannot load.
+
 Without patching anything, use the classes directly (L{TLSMemoryBIOFactory},
 L{BufferingTLSTransport}, L{TLSMemoryBIOProtocol}) or L{wrapClientTLS} /
 L{wrapServerTLS}.
@@ -30,10 +37,11 @@ from __future__ import annotations
 import sys
 import warnings
 
-from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint, IStreamServerEndpoint
 from zope.interface import implementer
 
 import tlsfast
+from tlsfast._foreign import twistedtcp, twistedtls
 from tlsfast.twisted._alpn import installALPNFix, uninstallALPNFix
 from tlsfast.twisted._listeners import StockListenersWarning, warnStockListeners
 from tlsfast.twisted._protocol import (
@@ -41,8 +49,10 @@ from tlsfast.twisted._protocol import (
     StockBufferingTLSTransport,
     StockTLSMemoryBIOFactory,
     StockTLSMemoryBIOProtocol,
+    TLSConnectionObserver,
     TLSMemoryBIOFactory,
     TLSMemoryBIOProtocol,
+    engineOf,
 )
 
 # Stock class -> ours.  install() rebinds every module-level name (in a
@@ -52,17 +62,6 @@ _REPLACEMENTS = {
     StockBufferingTLSTransport: BufferingTLSTransport,
     StockTLSMemoryBIOFactory: TLSMemoryBIOFactory,
 }
-
-# Modules that bind the factory (or protocol) name at import time, besides
-# twisted.protocols.tls itself.  Imported by install() when importable so the
-# patch does not depend on import order; any other already-imported Twisted
-# module holding one of the names is patched too.
-_BINDERS = (
-    "twisted.protocols.tls",
-    "twisted.internet._newtls",
-    "twisted.protocols._sni",
-    "twisted.internet.endpoints",
-)
 
 _installed = False
 _warned = False
@@ -74,26 +73,17 @@ class TLSFastUnavailableWarning(RuntimeWarning):
     """
 
 
-def _twistedModules():
-    for name, module in list(sys.modules.items()):
-        if module is not None and (name == "twisted" or name.startswith("twisted.")):
-            yield module
+def unavailableReasons() -> list[str]:
+    """
+    Why L{install} would leave Twisted alone: the engine's problems
+    (C{tlsfast.backend_info()}) and those of the seam's check of Twisted's
+    TLS internals.  Empty when tlsfast can be installed.
+    """
+    reasons = [] if tlsfast.ACCELERATED else (list(tlsfast.backend_info().problems) or ["disabled"])
+    return reasons + twistedtls.SURFACE.problems
 
 
-def _rebind(mapping):
-    # By identity: module attributes may have any __eq__/__hash__.
-    byIdentity = {id(old): (old, new) for old, new in mapping.items()}
-    for module in _twistedModules():
-        namespace = getattr(module, "__dict__", None)
-        if not namespace:
-            continue
-        for attribute, value in list(namespace.items()):
-            entry = byIdentity.get(id(value))
-            if entry is not None and entry[0] is value:
-                setattr(module, attribute, entry[1])
-
-
-def install() -> bool:
+def install(eagerWrites: bool = False) -> bool:
     """
     Make every Twisted TLS entry point use tlsfast.  Idempotent.
 
@@ -102,28 +92,38 @@ def install() -> bool:
     names them (later listeners, outgoing connections and
     C{startTLS} all use tlsfast).
 
+    @param eagerWrites: also make every TCP connection made from now on
+        write at once when nothing is queued, instead of at the next reactor
+        turn (fewer reactor turns and C{epoll_ctl} calls per request and
+        response; see L{tlsfast._foreign.twistedtcp}).  Off by default: it
+        changes when bytes reach the kernel.  Skipped, with a
+        L{TLSFastUnavailableWarning}, where Twisted's tcp internals differ.
+
     @return: C{True} if tlsfast is now in use; C{False} (after one
-        L{TLSFastUnavailableWarning}) if the engine cannot load here, in which
-        case Twisted is left untouched.
+        L{TLSFastUnavailableWarning}) if the engine cannot load here or
+        Twisted's TLS internals are not as tlsfast expects, in which case
+        Twisted is left untouched.
     """
     global _installed, _warned
-    if not tlsfast.ACCELERATED:
+    reasons = unavailableReasons()
+    if reasons:
         if not _warned:
             _warned = True
-            reasons = "; ".join(tlsfast.backend_info().problems) or "disabled"
             warnings.warn(
-                f"tlsfast engine unavailable ({reasons}); Twisted keeps its own TLS",
+                f"tlsfast unavailable ({'; '.join(reasons)}); Twisted keeps its own TLS",
                 TLSFastUnavailableWarning,
                 stacklevel=2,
             )
         return False
-    for name in _BINDERS:
-        try:
-            __import__(name)
-        except ImportError:
-            pass
-    _rebind(_REPLACEMENTS)
+    twistedtls.replaceClasses(_REPLACEMENTS)
     installALPNFix()
+    if eagerWrites and not twistedtcp.installEagerWrites():
+        warnings.warn(
+            f"tlsfast eager writes unavailable ({'; '.join(twistedtcp.SURFACE.problems)}); "
+            "TCP transports keep Twisted's writes",
+            TLSFastUnavailableWarning,
+            stacklevel=2,
+        )
     _installed = True
     # Only a reactor already imported can have listeners; importing it here
     # would choose the reactor for the application.
@@ -133,11 +133,13 @@ def install() -> bool:
 
 def uninstall() -> None:
     """
-    Restore Twisted's own TLS classes everywhere L{install} replaced them.
+    Restore Twisted's own TLS classes everywhere L{install} replaced them
+    (and Twisted's TCP writes, if C{eagerWrites} was given).
     """
     global _installed
-    _rebind({ours: stock for stock, ours in _REPLACEMENTS.items()})
+    twistedtls.replaceClasses({ours: stock for stock, ours in _REPLACEMENTS.items()})
     uninstallALPNFix()
+    twistedtcp.uninstallEagerWrites()
     _installed = False
 
 
@@ -153,14 +155,7 @@ def wrapClientTLS(connectionCreator, wrappedEndpoint, clock=None):
     Like L{twisted.internet.endpoints.wrapClientTLS}, with tlsfast, without
     patching Twisted.
     """
-    from twisted.internet.endpoints import _WrapperEndpoint
-
-    return _WrapperEndpoint(
-        wrappedEndpoint,
-        lambda protocolFactory: TLSMemoryBIOFactory(
-            connectionCreator, True, protocolFactory, clock=clock
-        ),
-    )
+    return _ClientEndpoint(wrappedEndpoint, connectionCreator, clock)
 
 
 def wrapServerTLS(connectionCreator, wrappedEndpoint, clock=None):
@@ -169,6 +164,23 @@ def wrapServerTLS(connectionCreator, wrappedEndpoint, clock=None):
     patching Twisted.
     """
     return _ServerEndpoint(wrappedEndpoint, connectionCreator, clock)
+
+
+@implementer(IStreamClientEndpoint)
+class _ClientEndpoint:
+    """
+    A client endpoint running tlsfast over another client endpoint; its
+    C{connect} fires with the application's protocol.
+    """
+
+    def __init__(self, endpoint, connectionCreator, clock=None):
+        self.endpoint = endpoint
+        self.connectionCreator = connectionCreator
+        self.clock = clock
+
+    def connect(self, protocolFactory):
+        factory = TLSMemoryBIOFactory(self.connectionCreator, True, protocolFactory, clock=self.clock)
+        return self.endpoint.connect(factory).addCallback(lambda tlsProtocol: tlsProtocol.wrappedProtocol)
 
 
 @implementer(IStreamServerEndpoint)
@@ -190,11 +202,14 @@ class _ServerEndpoint:
 __all__ = [
     "BufferingTLSTransport",
     "StockListenersWarning",
+    "TLSConnectionObserver",
     "TLSFastUnavailableWarning",
     "TLSMemoryBIOFactory",
     "TLSMemoryBIOProtocol",
+    "engineOf",
     "install",
     "installed",
+    "unavailableReasons",
     "uninstall",
     "wrapClientTLS",
     "wrapServerTLS",

@@ -13,16 +13,17 @@ The fixed callback returns that sentinel when this connection has no
 acceptable protocols configured.  When protocols are configured and none
 overlaps the handshake still fails, as in stock Twisted, but with the alert
 RFC 7301 asks for (120 C{no_application_protocol}, not 80 C{internal_error}):
-see L{tlsfast.options._alpn}.
+see L{tlsfast.options._alpn}.  Twisted's internals are reached through the
+seam, L{tlsfast._foreign.twistedsslverify}; where its check fails the fix is
+not installed.
 """
 
 from __future__ import annotations
 
-from twisted.internet import _sslverify
-
+from tlsfast._foreign import twistedsslverify
 from tlsfast.options._alpn import selectProtocol
 
-stockSetupForALPN = _sslverify.setupForALPN
+stockSetupForALPN = twistedsslverify.stockSetupForALPN
 
 
 def setupForALPN(context, acceptableProtocols):
@@ -33,15 +34,16 @@ def setupForALPN(context, acceptableProtocols):
 
     def alpnSelect(connection, clientSentProtocols):
         tlsProtocol = connection.get_app_data()
-        allAcceptable = _sslverify.protosFromProtocol(tlsProtocol, acceptableProtocols)
+        allAcceptable = twistedsslverify.protocolsFor(tlsProtocol, acceptableProtocols)
         return selectProtocol(allAcceptable, clientSentProtocols)
 
     context.set_alpn_select_callback(alpnSelect)
 
 
-def installALPNFix() -> None:
-    _sslverify.setupForALPN = setupForALPN
+def installALPNFix() -> bool:
+    """Install the fixed callback; C{False} where Twisted's internals differ."""
+    return twistedsslverify.replaceSetupForALPN(setupForALPN)
 
 
 def uninstallALPNFix() -> None:
-    _sslverify.setupForALPN = stockSetupForALPN
+    twistedsslverify.restoreSetupForALPN()

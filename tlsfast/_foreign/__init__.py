@@ -1,0 +1,115 @@
+"""
+The seam: the only package that touches private names of Twisted, pyOpenSSL
+or cryptography (tests/test_private_seam.py enforces it).
+
+One module per foreign surface:
+
+    - L{cryptobinding}: cryptography's cffi binding (C{_rust._openssl}: C{ffi}, C{lib});
+    - L{pyopenssl}: pyOpenSSL internals (the C{SSL*} / C{SSL_CTX*} behind a
+      Connection / Context, its C{SSL*} -> Connection map, C{_util});
+    - L{twistedtls}: Twisted's TLS protocol internals (the tlsfast
+      C{TLSMemoryBIOProtocol} family that overrides them lives there);
+    - L{twistedsslverify}: C{twisted.internet._sslverify} (ALPN setup, trust roots);
+    - L{twistedtcp}: C{twisted.internet.tcp} write queue (eager writes);
+    - L{twistedepoll}: C{EPollReactor} dispatch (the lean reactor).
+
+Each declares the private names it uses, the versions it was tested with
+(C{TESTED}, the same contract as L{tlsfast._binding.TESTED_RANGES}) and
+checks at import that those names are there.  The result is its C{SURFACE}:
+when C{SURFACE.problems} is not empty the callers take stock Twisted /
+pyOpenSSL behaviour instead, and C{python -m tlsfast info} can say why.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from tlsfast._binding import _major_minor, _version
+
+VersionRange = tuple[tuple[int, int], tuple[int, int]]
+
+#: The Twisted versions the Twisted surfaces were tested with (pyproject pins the same).
+TWISTED_TESTED: VersionRange = ((26, 10), (27, 0))
+
+
+@dataclass
+class Surface:
+    """
+    One foreign private surface and what its import-time check found.
+
+    @ivar name: what is touched, for messages.
+    @ivar distribution: the package it belongs to.
+    @ivar tested: [low, high) major.minor versions it was tested with.
+    @ivar problems: why it cannot be used; empty when it can.
+    """
+
+    name: str
+    distribution: str
+    tested: VersionRange
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return not self.problems
+
+    def require(self, *checks: Iterable[str]) -> Surface:
+        """Add the problems C{checks} found, and the version one; return self."""
+        for found in checks:
+            self.problems += [f"{self.name}: {problem}" for problem in found]
+        self.problems += versionProblems(self.distribution, self.tested)
+        return self
+
+
+def versionProblems(distribution: str, tested: VersionRange) -> list[str]:
+    """
+    The L{tlsfast._binding.TESTED_RANGES} contract for one more surface:
+    outside C{tested} the private names may mean something else, so the
+    surface is off unless C{TLSFAST_ALLOW_UNTESTED=1}.
+    """
+    found = _version(distribution)
+    if found is None or os.environ.get("TLSFAST_ALLOW_UNTESTED", "") not in ("", "0"):
+        return []
+    low, high = tested
+    if low <= _major_minor(found) < high:
+        return []
+    return [f"{distribution} {found} is outside the tested range "
+            f"{low[0]}.{low[1]} <= v < {high[0]}.{high[1]} (set TLSFAST_ALLOW_UNTESTED=1 to use it anyway)"]
+
+
+def missingAttributes(owner: object, names: Iterable[str]) -> list[str]:
+    """The C{names} that C{owner} (a class or module) does not have."""
+    label = getattr(owner, "__qualname__", None) or getattr(owner, "__name__", repr(owner))
+    return [f"{label} has no {name}" for name in names if not hasattr(owner, name)]
+
+
+def missingParameters(owner: object, name: str, parameters: tuple[str, ...]) -> list[str]:
+    """A problem unless C{owner.name} is a function taking exactly C{parameters}."""
+    label = f"{getattr(owner, '__qualname__', None) or getattr(owner, '__name__', repr(owner))}.{name}"
+    function = getattr(owner, name, None)
+    if function is None:
+        return [f"{label} is missing"]
+    try:
+        found = tuple(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return [f"{label} is not a function"]
+    if found != parameters:
+        return [f"{label} takes {found}, expected {parameters}"]
+    return []
+
+
+def missingAssignments(function: object, names: Iterable[str]) -> list[str]:
+    """The C{names} that C{function} (an C{__init__}) does not assign on C{self}."""
+    label = getattr(function, "__qualname__", repr(function))
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))  # type: ignore[arg-type]  # any object: errors are reported
+    except (OSError, TypeError, SyntaxError):
+        return [f"the source of {label} cannot be read"]
+    assigned = {node.attr for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+                and isinstance(node.value, ast.Name) and node.value.id == "self"}
+    return [f"{label} does not set self.{name}" for name in names if name not in assigned]

@@ -1,0 +1,93 @@
+# -*- test-case-name: tests.twisted.test_epollreactor -*-
+"""
+Twisted's epoll reactor minus the legacy log context around every I/O event.
+
+For each ready descriptor Twisted's C{doPoll} calls
+C{log.callWithLogger(selectable, ...)}: it asks the selectable for its
+C{logPrefix()}, builds a context dictionary, copies the context stack and
+calls through four Python frames, so that legacy C{log.msg} calls made during
+the event carry a C{system} prefix.  Software that logs through
+C{twisted.logger} (or its own logger) has no use for that prefix, and at one
+to three events per message it is a measurable share of the per-message cost.
+L{LeanEPollReactor} dispatches straight to C{_doReadOrWrite} and keeps the
+safety net: an exception escaping an event is logged (C{log.err}) and the
+loop goes on.  The only visible difference is the missing C{system} prefix,
+so it is opt-in (L{tlsfast.twisted.epollreactor.install}).
+
+Private surface: C{EPollReactor._poller}, C{_selectables} (set in its
+C{__init__}) and C{_doReadOrWrite(selectable, fd, event)}.  L{SURFACE}
+checks them; when it fails (or there is no epoll) Twisted's reactor is used.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+from typing import Any
+
+from twisted.python import log
+
+from tlsfast._foreign import TWISTED_TESTED, Surface, missingAssignments, missingParameters
+
+try:
+    from twisted.internet.epollreactor import EPollReactor
+except ImportError:  # not Linux
+    EPollReactor = None  # type: ignore[assignment,misc]  # no epoll: Twisted's default reactor is used
+
+
+
+def check() -> Surface:
+    """Check the names this module uses (at import: L{SURFACE})."""
+    if EPollReactor is None:
+        return Surface("EPollReactor dispatch", "Twisted", TWISTED_TESTED, ["no epoll on this platform"])
+    return Surface("EPollReactor dispatch", "Twisted", TWISTED_TESTED).require(
+        missingAssignments(EPollReactor.__init__, ("_poller", "_selectables")),
+        missingParameters(EPollReactor, "_doReadOrWrite", ("self", "selectable", "fd", "event")),
+        missingParameters(EPollReactor, "doPoll", ("self", "timeout")),
+    )
+
+
+SURFACE = check()
+
+
+if EPollReactor is not None:
+    class LeanEPollReactor(EPollReactor):
+        """C{EPollReactor} dispatching I/O events without the legacy log context."""
+
+        def doPoll(self, timeout: float | None) -> None:
+            if timeout is None:
+                timeout = -1  # wait indefinitely
+            try:
+                events = self._poller.poll(timeout, len(self._selectables))
+            except OSError as e:
+                if e.errno == errno.EINTR:
+                    return
+                raise
+            selectables = self._selectables
+            dispatch = self._doReadOrWrite
+            for fd, event in events:
+                selectable = selectables.get(fd)
+                if selectable is None:
+                    continue
+                try:
+                    dispatch(selectable, fd, event)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:  # noqa: BLE001 - as callWithLogger: report it, keep the loop going
+                    log.err(None, f"Unhandled error in I/O event handler of {selectable!r}")
+
+        doIteration = doPoll
+
+
+def install(reactorClass: Any = None) -> bool:
+    """
+    Install a L{LeanEPollReactor} (or C{reactorClass}, a subclass) as the
+    global reactor, if its surface is usable and no reactor has been chosen
+    yet.  Returns whether it was installed.
+    """
+    if not SURFACE.usable or "twisted.internet.reactor" in sys.modules:
+        return False
+    from twisted.internet.main import installReactor
+
+    installReactor((reactorClass or LeanEPollReactor)())
+    return True

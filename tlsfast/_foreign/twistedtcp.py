@@ -1,0 +1,129 @@
+# -*- test-case-name: tests.twisted.test_eager -*-
+"""
+TCP transports that write at once when nothing is queued.
+
+Twisted's C{write()} only queues: the bytes go out on the next reactor turn,
+after an C{epoll_ctl} to watch for writability and another to stop.  A
+request/response pays that on each of its writes (for a relay: two reactor
+turns and four C{epoll_ctl} calls per round trip).  Like asyncio's
+transports, these try C{send()} first when the queue is empty and queue only
+what the kernel did not take; with anything queued they behave exactly as
+Twisted's, so order, back-pressure and close are unchanged.  What changes is
+timing: a write reaches the kernel before C{write()} returns, so this is
+opt-in (C{tlsfast.twisted.install(eagerWrites=True)}, or per connection
+through L{connectTCP} / L{useEagerServers}).
+
+Private surface: C{twisted.internet.tcp}'s write queue (C{dataBuffer},
+C{offset}, C{_tempDataBuffer}, C{_writeDisconnecting}, C{_aborting}), the
+C{Port.transport} class attribute, C{Connector._makeTransport} and the
+module-level C{tcp.Client} it instantiates.  L{SURFACE} checks them; when
+it fails nothing here is used and Twisted's transports are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import abstract, tcp
+
+from tlsfast._foreign import TWISTED_TESTED, Surface, missingAssignments, missingAttributes, missingParameters
+
+# Captured at import, before installEagerWrites() can rebind them.
+StockClient = tcp.Client
+StockServer = tcp.Server
+
+
+def check() -> Surface:
+    """Check the names this module uses (at import: L{SURFACE})."""
+    return Surface("twisted.internet.tcp write queue", "Twisted", TWISTED_TESTED).require(
+        missingAttributes(StockServer, ("dataBuffer", "offset", "_writeDisconnecting", "disconnecting", "connected",
+                                        "_aborting")),
+        missingAssignments(abstract.FileDescriptor.__init__, ("_tempDataBuffer",)),
+        missingParameters(tcp.Connector, "_makeTransport", ("self",)),
+        [] if tcp.Port.transport in (StockServer, EagerServer) else ["tcp.Port.transport is not tcp.Server"],
+    )
+
+
+class _EagerWrite(tcp.Connection):
+    def write(self, data: bytes) -> None:
+        # After abortConnection (_aborting) Twisted drops what is written: so do we.
+        if (data and self.connected and not self.disconnecting and not self._aborting
+                and not self._writeDisconnecting
+                and not self._tempDataBuffer and self.offset == len(self.dataBuffer)
+                and type(data) is bytes):
+            try:
+                sent = self.socket.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # the queued path meets the error in doWrite, as usual
+            if sent == len(data):
+                return
+            data = data[sent:]
+        super().write(data)
+
+
+class EagerServer(_EagerWrite, StockServer):
+    """An accepted connection with eager writes."""
+
+
+class EagerClient(_EagerWrite, StockClient):
+    """An outgoing connection with eager writes."""
+
+
+class EagerConnector(tcp.Connector):
+    """C{reactor.connectTCP}, with an L{EagerClient} transport."""
+
+    def _makeTransport(self) -> EagerClient:
+        return EagerClient(self.host, self.port, self.bindAddress, self, self.reactor)
+
+
+SURFACE = check()
+
+
+def connectTCP(reactor: Any, host: str, port: int, factory: Any, timeout: float = 30,
+               bindAddress: Any = None) -> Any:
+    """
+    C{reactor.connectTCP} with eager writes where the reactor is one whose
+    TCP transports are C{twisted.internet.tcp}'s (else the plain call).
+    """
+    if not SURFACE.usable or not hasattr(reactor, "addReader"):
+        return reactor.connectTCP(host, port, factory, timeout=timeout, bindAddress=bindAddress)
+    connector = EagerConnector(host, port, factory, timeout, bindAddress, reactor)
+    connector.connect()
+    return connector
+
+
+def useEagerServers(port: object) -> bool:
+    """
+    Make the connections C{port} (a C{tcp.Port}) accepts from now on
+    eager-writing.  Returns whether it did.
+    """
+    if SURFACE.usable and isinstance(port, tcp.Port):
+        port.transport = EagerServer
+        return True
+    return False
+
+
+def installEagerWrites() -> bool:
+    """
+    Make every TCP connection the reactor makes from now on (C{listenTCP},
+    C{connectTCP} and everything built on them) eager-writing.
+
+    @return: whether it did (not where L{SURFACE} is unusable).
+    """
+    if not SURFACE.usable:
+        return False
+    tcp.Port.transport = EagerServer
+    tcp.Client = EagerClient  # type: ignore[misc]  # what Connector._makeTransport instantiates
+    return True
+
+
+def uninstallEagerWrites() -> None:
+    """Undo L{installEagerWrites} (connections already made keep theirs)."""
+    tcp.Port.transport = StockServer
+    tcp.Client = StockClient  # type: ignore[misc]  # rebinding Twisted's class name
+
+
+def eagerWritesInstalled() -> bool:
+    return tcp.Port.transport is EagerServer
