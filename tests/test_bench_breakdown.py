@@ -111,7 +111,7 @@ def test_rulesNameFunctionsThatExist():
 
     for name in ("twisted.internet.tcp", "twisted.internet.base", "twisted.internet.posixbase",
                  "twisted.internet.abstract", "twisted.internet._sslverify", "twisted.protocols.tls",
-                 "OpenSSL.SSL", "tlsfast.twisted._protocol", "tlsfast.options._server", "tlsfast.options._monitor",
+                 "OpenSSL.SSL", "tlsfast._foreign.twistedtls", "tlsfast._foreign.pyopenssl", "tlsfast.options._server", "tlsfast.options._monitor",
                  "tlsfast.options._client", "tlsfast.proxy._relay", "tlsfast.bench.server", "tlsfast.bench.handshake_client"):
         importlib.import_module(name)
     assert tlsfast.twisted  # the glue's module is imported by its package

@@ -35,6 +35,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from tlsfast._foreign.cryptobinding import ffi
+from tlsfast._foreign.pyopenssl import contextPointer
+
 OPENSSL_DEFAULT_TICKETS = 2  # SSL_CTX_set_num_tickets(3): "the default value is 2"
 TICKET_KEYS_LENGTH = 80  # key name 16 + HMAC secret 32 + AES key 32 (SSL_CTX_set_tlsext_ticket_keys)
 
@@ -58,32 +61,28 @@ class TicketControl:
 
     def count(self, context) -> int:
         """The number of TLS 1.3 tickets a pyOpenSSL C{Context} sends."""
-        return int(self.get(context._context))
+        return int(self.get(contextPointer(context)))
 
     def setCount(self, context, count: int) -> None:
         """Make a pyOpenSSL C{Context} send C{count} TLS 1.3 tickets."""
-        if self.set(context._context, count) != 1:
+        if self.set(contextPointer(context), count) != 1:
             raise TicketControlUnavailable(f"SSL_CTX_set_num_tickets({count}) failed")
 
     def ticketKeys(self, context) -> bytes:
         """The key material a pyOpenSSL C{Context} encrypts tickets with."""
-        from cryptography.hazmat.bindings._rust import _openssl
-
-        buffer = _openssl.ffi.new("unsigned char[]", TICKET_KEYS_LENGTH)
-        if self.ctrl(context._context, _GET_TICKET_KEYS, TICKET_KEYS_LENGTH, buffer) != 1:
+        buffer = ffi.new("unsigned char[]", TICKET_KEYS_LENGTH)
+        if self.ctrl(contextPointer(context), _GET_TICKET_KEYS, TICKET_KEYS_LENGTH, buffer) != 1:
             raise TicketControlUnavailable("SSL_CTX_get_tlsext_ticket_keys failed")
-        return bytes(_openssl.ffi.buffer(buffer))
+        return bytes(ffi.buffer(buffer))
 
     def setTicketKeys(self, context, keys: bytes) -> None:
         """Make a pyOpenSSL C{Context} encrypt and decrypt tickets with
         C{keys} (L{TICKET_KEYS_LENGTH} bytes), so that contexts in other
         processes given the same keys resume its tickets."""
-        from cryptography.hazmat.bindings._rust import _openssl
-
         if len(keys) != TICKET_KEYS_LENGTH:
             raise ValueError(f"ticket keys are {TICKET_KEYS_LENGTH} bytes, not {len(keys)}")
-        buffer = _openssl.ffi.new("unsigned char[]", keys)
-        if self.ctrl(context._context, _SET_TICKET_KEYS, TICKET_KEYS_LENGTH, buffer) != 1:
+        buffer = ffi.new("unsigned char[]", keys)
+        if self.ctrl(contextPointer(context), _SET_TICKET_KEYS, TICKET_KEYS_LENGTH, buffer) != 1:
             raise TicketControlUnavailable("SSL_CTX_set_tlsext_ticket_keys failed")
 
 
@@ -122,10 +121,10 @@ class _DlInfo(ctypes.Structure):
 def _locate() -> TicketControl:
     if not sys.platform.startswith("linux"):
         raise TicketControlUnavailable(f"only looked up on Linux, not {sys.platform}")
-    from cryptography.hazmat.bindings._rust import _openssl
     from OpenSSL import SSL
 
-    ffi, lib = _openssl.ffi, _openssl.lib
+    from tlsfast._foreign.cryptobinding import lib
+
     anchor = int(ffi.cast("uintptr_t", ffi.addressof(lib, "SSL_CTX_new")))
     info = _DlInfo()
     if not ctypes.CDLL(None).dladdr(ctypes.c_void_p(anchor), ctypes.byref(info)) or not info.dli_fname:
@@ -160,7 +159,8 @@ def _locate() -> TicketControl:
 def _lookup() -> tuple[TicketControl | None, str | None]:
     try:
         return _locate(), None
-    except (TicketControlUnavailable, OSError, ValueError, struct.error, AttributeError) as e:
+    except (TicketControlUnavailable, NotImplementedError, OSError, ValueError, struct.error,
+            AttributeError) as e:
         return None, str(e)
 
 
