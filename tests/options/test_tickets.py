@@ -203,3 +203,15 @@ class TestTicketKeys:
         monkeypatch.setattr(_server, "unavailableReason", lambda: "no symbol table")
         with pytest.raises(ConfigurationError, match="no symbol table"):
             server(ticketKeys=bytes(80))
+
+
+def test_noControlWithoutTheSeam(server, monkeypatch):
+    """When the seam cannot reach a Context's SSL_CTX, the defaults still
+    build and an explicit count says why it cannot be had."""
+    from tlsfast._foreign import pyopenssl
+
+    monkeypatch.setattr(pyopenssl.SURFACE, "problems", ["pyOpenSSL internals: Context has no _context"])
+    assert _tickets.ticketControl() is None
+    assert server().ticketsPerHandshake == 2
+    with pytest.raises(ConfigurationError, match="Context has no _context"):
+        server(sessionTickets=1)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from tlsfast._foreign import pyopenssl
 from tlsfast._foreign.cryptobinding import ffi
 from tlsfast._foreign.pyopenssl import contextPointer
 
@@ -165,10 +166,13 @@ def _lookup() -> tuple[TicketControl | None, str | None]:
 
 
 def ticketControl() -> TicketControl | None:
-    """The ticket-count control, or L{None} where it cannot be had safely."""
-    return _lookup()[0]
+    """The ticket-count control, or L{None} where it cannot be had safely
+    (also while the seam cannot reach a Context's C{SSL_CTX*})."""
+    return _lookup()[0] if pyopenssl.SURFACE.usable else None
 
 
 def unavailableReason() -> str | None:
     """Why L{ticketControl} is L{None} (L{None} when it is available)."""
+    if not pyopenssl.SURFACE.usable:
+        return "; ".join(pyopenssl.SURFACE.problems)
     return _lookup()[1]
