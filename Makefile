@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tlsfast-installed
 
-.PHONY: bench bench-engine bench-report bench-loopback bench-proxy docs lint test test-matrix test-twisted asan fuzz dist clean
+.PHONY: bench bench-engine bench-report bench-loopback bench-proxy bench-breakdown docs lint test test-matrix test-twisted asan fuzz dist clean
 
 $(STAMP): pyproject.toml setup.py tlsfast/_openssl_spec.py $(wildcard _ext/*.pyx _ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench-loopback: $(STAMP)
 ## -> bench-results/proxy.md, the proxy tables in docs/benchmarks.md
 bench-proxy: $(STAMP)
 	bash bench/proxy_compare.sh
+
+## per-connection CPU and Python calls by phase: drop-in server, drop-in client,
+## proxy (~20 s) -> bench-breakdown.md / .json, the breakdown in docs/benchmarks.md
+bench-breakdown: $(STAMP)
+	$(PY) -m tlsfast bench breakdown --markdown bench-breakdown.md --json bench-breakdown.json
 
 ## the documentation site (also built, warning-free, by tests/test_docs.py)
 docs: $(STAMP)

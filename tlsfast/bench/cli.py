@@ -30,13 +30,16 @@ uvloop) with stdlib ssl, plain TCP and the engine's C reference loop.
 Loopback scenarios (bulk, echo, handshake) run each stack's server in its own
 process pinned to one core and an asyncio/stdlib-ssl load generator on the
 other, stacks interleaved per repetition; they report the rate and the
-server process's CPU time per operation (its CPU clock). The engine scenario
-moves data in memory, with no sockets.
+server process's CPU time per operation (its CPU clock). handshake-client
+turns it round: each stack's client against one stdlib-ssl server, the
+client process's CPU per handshake. The engine scenario moves data in
+memory, with no sockets.
 
 tlsfast bench compare A.json B.json: B against A, per scenario and stack,
 with a verdict from the spread of the repetitions; tlsfast bench plot A.json:
 draw a saved run again; tlsfast bench proxy: the tlsfast proxy against
-haproxy, stunnel and hitch (each has --help).
+haproxy, stunnel and hitch; tlsfast bench breakdown: per-connection CPU and
+Python calls by phase (each has --help).
 
 exit status: 0 done, 1 a benchmark failed, 2 bad arguments, 3 cannot run
 here (port in use, stack not installed, acceleration off, no matplotlib),
@@ -471,11 +474,25 @@ def _proxy(options: argparse.Namespace) -> int:
     return proxy.run(options)
 
 
+def _breakdown_parser() -> OneLineParser:
+    from tlsfast.bench import breakdown
+
+    return breakdown.parser()
+
+
+def _breakdown(options: argparse.Namespace) -> int:
+    """``tlsfast bench breakdown``: per-connection cost by phase (tlsfast.bench.breakdown)."""
+    from tlsfast.bench import breakdown
+
+    return breakdown.run(options)
+
+
 # tlsfast bench ACTION ...: (its parser, what it does with the parsed options)
 ACTIONS: dict[str, tuple[Callable[[], OneLineParser], Callable[[argparse.Namespace], int]]] = {
     "compare": (_compare_parser, _compare),
     "plot": (_plot_parser, _plot),
     "proxy": (_proxy_parser, _proxy),
+    "breakdown": (_breakdown_parser, _breakdown),
 }
 
 

@@ -46,7 +46,7 @@ from tlsfast.bench.tlsconfig import (
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # started by path: a load generator need not import tlsfast (and pyOpenSSL) first
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "client.py")
-SCENARIOS = ("bulk", "echo", "handshake", "engine")
+SCENARIOS = ("bulk", "echo", "handshake", "handshake-client", "engine")
 EXTRA_SCENARIOS = ("idle",)  # memory per idle connection; only when asked for
 STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop", "c")
 LOOPBACK_STACKS = ("tcp", "twisted", "tlsfast", "asyncio", "uvloop")
@@ -295,13 +295,14 @@ class Server:
 
     host = "127.0.0.1"
 
-    def __init__(self, run: Run, stack: str, scenario: str, port: int):
+    def __init__(self, run: Run, stack: str, scenario: str, port: int, on_client_core: bool = False):
         self.stack = stack
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = _spawn(
             [sys.executable, "-m", "tlsfast.bench.server", "--stack", stack, "--scenario", scenario,
              "--certs", run.directory, "--port", str(port), *run.params.arguments()],
-            run.env, run.server_core, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+            run.env, run.client_core if on_client_core else run.server_core,
+            stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.port: int | None = None
         self.negotiated: dict = {}
 
@@ -437,6 +438,11 @@ class Run:
             n = len(self.stacks_for(scenario))
             if scenario == "engine":
                 steps += s.engine_rounds * n * len(s.engine_sizes)
+            elif scenario == "handshake-client":
+                from tlsfast.bench.handshake_client import RESUMABLE as CLIENT_RESUMABLE
+
+                steps += s.reps * (n + (len([x for x in self.stacks_for(scenario) if x in CLIENT_RESUMABLE])
+                                        if s.resume else 0))
             elif scenario == "handshake" and s.resume:
                 steps += s.reps * (n + len(self.resumable(self.stacks_for(scenario)))) * len(
                     self.points(scenario))
@@ -460,6 +466,8 @@ class Run:
                         self._engine()
                     elif scenario == "idle":
                         self._idle()
+                    elif scenario == "handshake-client":
+                        self._client_side()
                     else:
                         self._loopback(scenario)
             finally:
@@ -615,6 +623,75 @@ class Run:
                     if "mtls" in server_side:
                         negotiated["mtls"] = server_side["mtls"]
                 result.check_negotiated(self.params)
+
+    def _client_side(self) -> None:
+        """``handshake-client``: each stack's client (tlsfast.bench.handshake_client)
+        against one fixed stdlib-ssl echo server; the client process is
+        measured (pinned where servers go), the server runs on the load
+        generator's core.  Its CPU counts only its measured connections."""
+        from tlsfast.bench.handshake_client import RESUMABLE as CLIENT_RESUMABLE
+
+        s = self.settings
+        stacks = self.stacks_for("handshake-client")
+        if self.params.mtls:
+            self.unavailable["handshake-client"] = "its clients send no client certificate (--mtls)"
+            return
+        common = ["--seconds", str(s.seconds)]
+        variants = [("handshake-client", f"client side, full handshakes: one connection at a time against a "
+                                         f"stdlib-ssl server, {s.seconds:g} s", common, stacks)]
+        if s.resume:
+            variants.append(("handshake-client-resumed",
+                             f"client side, resumed handshakes (tlsfast ClientOptions' session cache): "
+                             f"one connection at a time, {s.seconds:g} s", common + ["--resume"],
+                             [x for x in stacks if x in CLIENT_RESUMABLE]))
+        params = {"reps": s.reps, "seconds": s.seconds, "connections": 1, "server": "asyncio + stdlib ssl"}
+        results = {key: self._result(key, "handshake-client", title, "handshake", "client process", params)
+                   for key, title, _, _ in variants}
+        if "tcp" in stacks:
+            results["handshake-client"].notes.append("tcp: Twisted without TLS against a plain Twisted echo server")
+        servers: dict[str, Server] = {}
+        try:
+            for server_stack in ["asyncio"] + (["tcp"] if "tcp" in stacks else []):
+                servers[server_stack] = Server(self, server_stack, "echo", 0, on_client_core=True)
+                servers[server_stack].wait_ready()
+            for rep in range(s.reps):
+                k = rep % len(stacks)
+                for stack in stacks[k:] + stacks[:k]:
+                    server = servers["tcp" if stack == "tcp" else "asyncio"]
+                    for key, _, arguments, variant_stacks in variants:
+                        if stack not in variant_stacks:
+                            continue
+                        outcome = self._handshake_client(stack, server, arguments)
+                        sample = Sample(stack, outcome["ops"], outcome["seconds"], outcome["cpu_seconds"], rep,
+                                        outcome["resumed"] if stack != "tcp" else None)
+                        result = results[key]
+                        result.samples.append(sample)
+                        if outcome.get("negotiated"):
+                            result.negotiated.setdefault(stack, dict(outcome["negotiated"]))
+                        if key.endswith("-resumed") and outcome["resumed"] < outcome["ops"]:
+                            result.notes.append(f"{stack}: only {outcome['resumed']} of {outcome['ops']} "
+                                                f"handshakes were resumed")
+                        self.progress("sample", result=result, sample=sample)
+        finally:
+            for server in servers.values():
+                server.stop()
+            for result in results.values():
+                result.check_negotiated(self.params)
+
+    def _handshake_client(self, stack: str, server: Server, arguments: list[str]) -> dict:
+        command = [sys.executable, "-m", "tlsfast.bench.handshake_client", "--stack", stack,
+                   "--port", str(server.port), "--ca", os.path.join(self.directory, "ca.pem"),
+                   *arguments, *self.params.arguments()]
+        process = _spawn(command, self.env, self.server_core, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = process.communicate(timeout=self.settings.seconds * 20 + 120)
+        finally:
+            _reap(process)
+        if process.returncode:
+            tail = (err.strip().splitlines() or ["no output"])[-1]
+            raise BenchError(f"handshake-client: the {stack} client failed: {tail}")
+        return json.loads(out.strip().splitlines()[-1])
 
     def _engine(self) -> None:
         s = self.settings

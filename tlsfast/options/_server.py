@@ -27,6 +27,12 @@ from tlsfast.options._policy import (
 )
 from tlsfast.options._servername import InvalidServerName, ServerNameMap
 from tlsfast.options._sources import loadCertificates, loadIdentity
+from tlsfast.options._tickets import (
+    OPENSSL_DEFAULT_TICKETS,
+    TICKET_KEYS_LENGTH,
+    ticketControl,
+    unavailableReason,
+)
 
 _CLIENT_CERTIFICATE_MODES = {
     "none": SSL.VERIFY_NONE,
@@ -107,7 +113,19 @@ class ServerOptions:
     @param tls13Ciphers: TLS 1.3 suites, C{"TLS_AES_128_GCM_SHA256:..."}.
     @param groups: key-exchange groups, C{"X25519MLKEM768:X25519"}.
     @param dhParameters: PEM path or bytes of DH parameters (TLS 1.2 DHE).
-    @param sessionTickets: issue session tickets (stateless resumption).
+    @param sessionTickets: L{True}: stateless session tickets, and OpenSSL's
+        2 TLS 1.3 tickets per full handshake (1 per resumption); an integer
+        C{N}: stateless tickets, C{N} per TLS 1.3 handshake (C{0}: no tickets
+        at all, TLS 1.2 included); L{False}: no stateless tickets (TLS 1.3
+        then resumes through C{sessionCache}'s stateful tickets).  With
+        neither stateless tickets nor the cache the server cannot resume, so
+        it sends no ticket (stock OpenSSL sends 2 unusable ones).  Tickets
+        are resumable by this process only (each context has its own key),
+        unless C{ticketKeys} are given.
+    @param ticketKeys: 80 secret bytes (e.g. C{os.urandom(80)}) to encrypt
+        session tickets with instead of a key of this process's own: servers
+        in other processes given the same bytes resume each other's tickets
+        (a proxy's workers behind one port).
     @param sessionCache: keep the server-side session cache.
     @param keyLogFile: path for NSS-format secrets; L{None} honours
         C{SSLKEYLOGFILE}; L{False} never logs.
@@ -123,7 +141,7 @@ class ServerOptions:
                  acceptableProtocols=None, serverNames=None,
                  minimumVersion=DEFAULT_MINIMUM_VERSION, maximumVersion=None,
                  ciphers=None, tls13Ciphers=None, groups=None, dhParameters=None,
-                 sessionTickets=True, sessionCache=True, keyLogFile=None,
+                 sessionTickets=True, ticketKeys=None, sessionCache=True, keyLogFile=None,
                  handshakeTimeout=None, closeTimeout=None, countRecords=False,
                  reactor=None):
         self.identity = loadIdentity(certificate, privateKey, chain, password,
@@ -145,8 +163,10 @@ class ServerOptions:
                              defaultCiphers=defaultCiphers)
         self._trust = dict(caFile=caFile, caPath=caPath, caCertificates=caCertificates)
         self._dhParameters = dhParameters
-        self._sessionTickets = sessionTickets
+        self._sessionTickets = bool(sessionTickets)
         self._sessionCache = sessionCache
+        self.ticketsPerHandshake = _ticketsPerHandshake(sessionTickets, sessionCache)
+        self._ticketKeys = _checkTicketKeys(ticketKeys, self._sessionTickets)
         self.monitor = Monitor("server", handshakeTimeout, closeTimeout, reactor, countRecords)
 
         probeServer(self.policy, self.identity)
@@ -189,6 +209,11 @@ class ServerOptions:
             loadDHParameters(context, self._dhParameters)
         if not self._sessionTickets:
             context.set_options(SSL.OP_NO_TICKET)
+        _setTicketCount(context, self.ticketsPerHandshake)
+        if self._ticketKeys is not None:
+            control = ticketControl()
+            assert control is not None  # _checkTicketKeys refused keys without it
+            control.setTicketKeys(context, self._ticketKeys)
         context.set_session_cache_mode(
             SSL.SESS_CACHE_SERVER if self._sessionCache else SSL.SESS_CACHE_OFF)
         # A session-id context is required to resume when clients are
@@ -239,6 +264,57 @@ class ServerOptions:
         connection.set_accept_state()
         self.monitor.track(connection)
         return connection
+
+
+def _ticketsPerHandshake(sessionTickets, sessionCache) -> int:
+    """
+    TLS 1.3 tickets per full handshake for C{ServerOptions}'
+    C{sessionTickets} and C{sessionCache}: none that could not be resumed.
+
+    @raise ConfigurationError: not a count, or an explicit count that this
+        cryptography build does not let us set (L{tlsfast.options._tickets}).
+    """
+    if isinstance(sessionTickets, bool):
+        resumable = sessionTickets or bool(sessionCache)
+        return OPENSSL_DEFAULT_TICKETS if resumable else 0
+    if not isinstance(sessionTickets, int) or sessionTickets < 0:
+        raise ConfigurationError(
+            f"sessionTickets must be True, False or a number of tickets (0 or more), "
+            f"not {sessionTickets!r}")
+    if sessionTickets != OPENSSL_DEFAULT_TICKETS and ticketControl() is None:
+        raise ConfigurationError(
+            f"sessionTickets={sessionTickets}: the number of TLS 1.3 tickets cannot be set "
+            f"here ({unavailableReason()})")
+    return sessionTickets
+
+
+def _checkTicketKeys(ticketKeys, sessionTickets: bool) -> bytes | None:
+    """
+    C{ServerOptions}' C{ticketKeys}, checked.
+
+    @raise ConfigurationError: not 80 bytes, no stateless tickets to use
+        them for, or this cryptography build does not let us set them.
+    """
+    if ticketKeys is None:
+        return None
+    if not isinstance(ticketKeys, (bytes, bytearray)) or len(ticketKeys) != TICKET_KEYS_LENGTH:
+        raise ConfigurationError(f"ticketKeys must be {TICKET_KEYS_LENGTH} bytes")
+    if not sessionTickets:
+        raise ConfigurationError("ticketKeys need session tickets (sessionTickets is off)")
+    if ticketControl() is None:
+        raise ConfigurationError(f"ticketKeys cannot be set here ({unavailableReason()})")
+    return bytes(ticketKeys)
+
+
+def _setTicketCount(context: SSL.Context, count: int) -> None:
+    """
+    Make C{context} send C{count} TLS 1.3 tickets per handshake, where the
+    count can be set; elsewhere OpenSSL's default stays (an explicit count
+    was refused by L{_ticketsPerHandshake}).
+    """
+    control = ticketControl()
+    if control is not None:
+        control.setCount(context, count)
 
 
 def _verifyLocationsFingerprint(trust):
