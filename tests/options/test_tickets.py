@@ -13,7 +13,8 @@ from OpenSSL import SSL
 
 from tests import pki
 from tlsfast import TLSEngine
-from tlsfast.options import ConfigurationError, ServerOptions, _server, _tickets
+from tlsfast._foreign import ticketcontrol as _tickets
+from tlsfast.options import ConfigurationError, ServerOptions, _server
 
 _NEW_SESSION_TICKET = ssl._TLSMessageType.NEWSESSION_TICKET
 

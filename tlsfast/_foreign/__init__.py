@@ -7,6 +7,8 @@ One module per foreign surface:
     - L{cryptobinding}: cryptography's cffi binding (C{_rust._openssl}: C{ffi}, C{lib});
     - L{pyopenssl}: pyOpenSSL internals (the C{SSL*} / C{SSL_CTX*} behind a
       Connection / Context, its C{SSL*} -> Connection map, C{_util});
+    - L{ticketcontrol}: C{SSL_CTX_set_num_tickets} and the ticket keys, found
+      (checked) among the local symbols of cryptography's extension;
     - L{twistedtls}: Twisted's TLS protocol internals (the tlsfast
       C{TLSMemoryBIOProtocol} family that overrides them lives there);
     - L{twistedsslverify}: C{twisted.internet._sslverify} (ALPN setup, trust roots);
@@ -109,7 +111,7 @@ def missingAssignments(function: object, names: Iterable[str]) -> list[str]:
 
 
 #: The seam's modules, in the order C{tlsfast info} reports them.
-MODULES = ("cryptobinding", "pyopenssl", "twistedtls", "twistedsslverify", "twistedtcp", "twistedepoll")
+MODULES = ("cryptobinding", "pyopenssl", "ticketcontrol", "twistedtls", "twistedsslverify", "twistedtcp", "twistedepoll")
 
 
 def surfaces() -> list[Surface]:

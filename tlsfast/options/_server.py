@@ -13,6 +13,12 @@ from OpenSSL import SSL, crypto
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from zope.interface import implementer
 
+from tlsfast._foreign.ticketcontrol import (
+    OPENSSL_DEFAULT_TICKETS,
+    TICKET_KEYS_LENGTH,
+    ticketControl,
+    unavailableReason,
+)
 from tlsfast.options._alpn import selectProtocol
 from tlsfast.options._errors import ConfigurationError
 from tlsfast.options._monitor import Monitor
@@ -27,12 +33,6 @@ from tlsfast.options._policy import (
 )
 from tlsfast.options._servername import InvalidServerName, ServerNameMap
 from tlsfast.options._sources import loadCertificates, loadIdentity
-from tlsfast.options._tickets import (
-    OPENSSL_DEFAULT_TICKETS,
-    TICKET_KEYS_LENGTH,
-    ticketControl,
-    unavailableReason,
-)
 
 _CLIENT_CERTIFICATE_MODES = {
     "none": SSL.VERIFY_NONE,
@@ -272,7 +272,7 @@ def _ticketsPerHandshake(sessionTickets, sessionCache) -> int:
     C{sessionTickets} and C{sessionCache}: none that could not be resumed.
 
     @raise ConfigurationError: not a count, or an explicit count that this
-        cryptography build does not let us set (L{tlsfast.options._tickets}).
+        cryptography build does not let us set (L{tlsfast._foreign.ticketcontrol}).
     """
     if isinstance(sessionTickets, bool):
         resumable = sessionTickets or bool(sessionCache)
