@@ -2,6 +2,12 @@
 Listener configuration: from command-line flags or a TOML file, checked
 before the reactor starts, so a mistake is one line and a non-zero exit
 rather than a failure at the first connection.
+
+The settings (dicts, as in TOML: L{readToml}, or the flags) are parsed
+once, by L{parseConfig}, into frozen dataclasses: constructing a
+L{ListenerConfig} or L{ProxyConfig} checks it and computes every derived
+value into a declared field.  Nothing changes one afterwards; a reload
+(SIGHUP) parses the files again into new objects.
 """
 
 from __future__ import annotations
@@ -92,7 +98,7 @@ def _checkResolves(host: str, where: str) -> None:
         raise ProxyConfigError(f"{where}: backend host {host!r} does not resolve ({e.strerror})") from None
 
 
-def _readOnly(value):
+def _readOnly(value: object) -> object:
     """A setting's container as a read-only copy (a frozen configuration holds no mutable lists or dicts)."""
     if isinstance(value, Mapping):
         return MappingProxyType({key: _readOnly(item) for key, item in value.items()})
