@@ -106,7 +106,7 @@ def addParser(commands) -> None:
                        help=f"stop accepting while this many are open (default {DEFAULT_MAX_CONNECTIONS})")
     proxy.add_argument("--handshake-timeout", type=float, default=None, metavar="S",
                        help=f"seconds for a client's TLS handshake (default {DEFAULT_HANDSHAKE_TIMEOUT:g}; "
-                            "deprecated: given alone, it also sets the three timeouts below)")
+                            "deprecated: those of the three below not given take its value)")
     proxy.add_argument("--connect-timeout", type=float, default=None, metavar="S",
                        help=f"seconds for the backend's TCP connect (default {DEFAULT_CONNECT_TIMEOUT:g})")
     proxy.add_argument("--backend-handshake-timeout", type=float, default=None, metavar="S",
@@ -115,9 +115,9 @@ def addParser(commands) -> None:
     proxy.add_argument("--proxy-header-timeout", type=float, default=None, metavar="S",
                        help="--accept-proxy: seconds for a client's PROXY header to arrive "
                             f"(default {DEFAULT_PROXY_HEADER_TIMEOUT:g})")
-    proxy.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
+    proxy.add_argument("--idle-timeout", type=float, metavar="S", default=DEFAULT_IDLE_TIMEOUT,
                        help=f"close a connection idle this long, seconds (default {DEFAULT_IDLE_TIMEOUT:g})")
-    proxy.add_argument("--close-timeout", type=float, default=DEFAULT_CLOSE_TIMEOUT,
+    proxy.add_argument("--close-timeout", type=float, metavar="S", default=DEFAULT_CLOSE_TIMEOUT,
                        help="seconds a closing connection may take to flush and get the peer's close_notify, "
                             f"then it is cut (default {DEFAULT_CLOSE_TIMEOUT:g})")
     proxy.add_argument("--metrics", metavar="HOST:PORT",
@@ -139,7 +139,7 @@ def addParser(commands) -> None:
     proxy.add_argument("--check", action="store_true",
                        help="check the configuration and its certificates, print the problems (or OK) "
                             "and exit 0 or 2 without listening")
-    proxy.add_argument("--drain-timeout", type=float, default=None,
+    proxy.add_argument("--drain-timeout", type=float, metavar="S", default=None,
                        help=f"on SIGTERM, seconds to let connections finish (default {DEFAULT_DRAIN_TIMEOUT:g})")
     proxy.set_defaults(run=run)
 
