@@ -12,7 +12,7 @@ in a PROXY header sent on to the backend.
 
 Framing (where the header ends) is done here; the header itself is parsed
 by the C{proxy-protocol} package.  A connection that does not start with a
-valid header, or does not finish it within the handshake timeout, is closed
+valid header, or does not finish it within C{proxy_header_timeout}, is closed
 without a reply: the proxy must not guess (a missing header on such a
 listener is a misconfigured balancer, or someone bypassing it).  A C{LOCAL}
 (v2) or C{UNKNOWN} (v1) header -- a balancer's own health check -- keeps the
@@ -114,7 +114,7 @@ class ProxyHeaderReceiver(ProtocolWrapper):
             return
         listener = self.factory.listener
         listener.headerWaitStarted(self)
-        self._timer = listener.reactor.callLater(listener.config.handshake_timeout, self._timedOut)
+        self._timer = listener.reactor.callLater(listener.config.proxyHeaderTimeout, self._timedOut)
 
     def dataReceived(self, data):
         if self._headerDone:
@@ -139,7 +139,7 @@ class ProxyHeaderReceiver(ProtocolWrapper):
 
     def _timedOut(self):
         self._timer = None
-        self._fail(f"no complete PROXY header after {self.factory.listener.config.handshake_timeout} s")
+        self._fail(f"no complete PROXY header after {self.factory.listener.config.proxyHeaderTimeout} s")
 
     def _fail(self, why: str) -> None:
         self._report(why)

@@ -61,16 +61,16 @@ def choice(options: Iterable[str]) -> Kind:
 
 
 def _textList(value: object) -> bool:
-    return _isText(value) or (isinstance(value, list) and all(_isText(item) for item in value))
+    return _isText(value) or (isinstance(value, list | tuple) and all(_isText(item) for item in value))
 
 
 TEXT_LIST = Kind("a list of strings (or one comma-separated string)", _textList)
 
 
 def table(valueKind: Kind) -> Kind:
-    """A TOML table whose keys are names and whose values are of C{valueKind}."""
+    """A TOML table (any mapping: a parsed configuration holds read-only ones) of names to C{valueKind}."""
     return Kind(f"a table of names to {valueKind.expected}",
-                lambda v: isinstance(v, dict) and all(_isText(k) and valueKind.accepts(x) for k, x in v.items()))
+                lambda v: isinstance(v, Mapping) and all(_isText(k) and valueKind.accepts(x) for k, x in v.items()))
 
 
 FILES = Kind("a file, or [certificate, key]",

@@ -33,6 +33,25 @@ The states::
   first transition that gives one sets it, and nothing changes it after.
   A client's FIN does not give one (it asks for the rest of the answer); a
   backend's FIN does (it ends the exchange).
+- Every state but CLOSED is left within a deadline, one timeout per phase
+  (the settings of C{tlsfast.proxy._config}, docs/proxy.md "Timeouts")::
+
+      (before ACCEPTED)     proxy_header_timeout  accept_proxy: the balancer's PROXY header
+                                                  (no lifecycle until it is read)
+      HANDSHAKING           handshake_timeout     the TLS layer fails it: CLIENT_LOST
+      DIALLING,             connect_timeout, then the dial fails: BACKEND_FAILED
+      DIALLING_CLIENT_DONE  backend_handshake_timeout (TLS backends)
+      HANDSHAKING to the    idle_timeout          IDLE_TIMEOUT (no data either way)
+      half-closed states
+      closing states        close_timeout         CLOSE_DEADLINE
+      any, after SIGTERM    drain_timeout         DRAIN_DEADLINE
+
+  A client whose backend never comes is closed (C{by=backend_failed})
+  when the dial's own deadlines expire: at most C{connect_timeout} plus,
+  for a TLS backend, C{backend_handshake_timeout} after its own handshake.
+  Those two are carried by the dial (the TCP connector's timeout, the
+  backend TLS options' handshake timeout) and arrive as BACKEND_FAILED,
+  so they need no event of their own here.
 - A side lost on its own (not after we closed it) notes its error
   (C{NOTE_CLIENT_ERROR}, C{NOTE_BACKEND_ERROR}); a side lost after we closed
   it ended as asked, however it went, and its way of going is no error.

@@ -9,22 +9,27 @@ import argparse
 import gc
 import sys
 import warnings
+from typing import Any
 
 from tlsfast.proxy._config import (
     CLIENT_CERT_MODES,
+    DEFAULT_BACKEND_HANDSHAKE_TIMEOUT,
     DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_PROXY_HEADER_TIMEOUT,
     LOG_FORMATS,
     LOG_LEVELS,
     MODES,
     PROXY_PROTOCOL_VERSIONS,
-    ListenerConfig,
     ProxyConfig,
     ProxyConfigError,
-    loadToml,
+    deprecationNote,
+    parseConfig,
+    readToml,
 )
 from tlsfast.proxy._log import Logger
 from tlsfast.proxy._status import EXIT_CONFIG, EXIT_LISTEN
@@ -99,11 +104,20 @@ def addParser(commands) -> None:
                             "from a load balancer): its client address is used; others are closed")
     proxy.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
                        help=f"stop accepting while this many are open (default {DEFAULT_MAX_CONNECTIONS})")
-    proxy.add_argument("--handshake-timeout", type=float, default=DEFAULT_HANDSHAKE_TIMEOUT,
-                       help=f"seconds for a TLS handshake or backend connect (default {DEFAULT_HANDSHAKE_TIMEOUT:g})")
-    proxy.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
+    proxy.add_argument("--handshake-timeout", type=float, default=None, metavar="S",
+                       help=f"seconds for a client's TLS handshake (default {DEFAULT_HANDSHAKE_TIMEOUT:g}; "
+                            "deprecated: those of the three below not given take its value)")
+    proxy.add_argument("--connect-timeout", type=float, default=None, metavar="S",
+                       help=f"seconds for the backend's TCP connect (default {DEFAULT_CONNECT_TIMEOUT:g})")
+    proxy.add_argument("--backend-handshake-timeout", type=float, default=None, metavar="S",
+                       help="seconds for the backend's TLS handshake, originate and reencrypt "
+                            f"(default {DEFAULT_BACKEND_HANDSHAKE_TIMEOUT:g})")
+    proxy.add_argument("--proxy-header-timeout", type=float, default=None, metavar="S",
+                       help="--accept-proxy: seconds for a client's PROXY header to arrive "
+                            f"(default {DEFAULT_PROXY_HEADER_TIMEOUT:g})")
+    proxy.add_argument("--idle-timeout", type=float, metavar="S", default=DEFAULT_IDLE_TIMEOUT,
                        help=f"close a connection idle this long, seconds (default {DEFAULT_IDLE_TIMEOUT:g})")
-    proxy.add_argument("--close-timeout", type=float, default=DEFAULT_CLOSE_TIMEOUT,
+    proxy.add_argument("--close-timeout", type=float, metavar="S", default=DEFAULT_CLOSE_TIMEOUT,
                        help="seconds a closing connection may take to flush and get the peer's close_notify, "
                             f"then it is cut (default {DEFAULT_CLOSE_TIMEOUT:g})")
     proxy.add_argument("--metrics", metavar="HOST:PORT",
@@ -125,7 +139,7 @@ def addParser(commands) -> None:
     proxy.add_argument("--check", action="store_true",
                        help="check the configuration and its certificates, print the problems (or OK) "
                             "and exit 0 or 2 without listening")
-    proxy.add_argument("--drain-timeout", type=float, default=None,
+    proxy.add_argument("--drain-timeout", type=float, metavar="S", default=None,
                        help=f"on SIGTERM, seconds to let connections finish (default {DEFAULT_DRAIN_TIMEOUT:g})")
     proxy.set_defaults(run=run)
 
@@ -134,7 +148,8 @@ def addParser(commands) -> None:
 _LISTENER_FLAGS = ("listen", "backend", "cert", "key", "backend_ca", "backend_name", "backend_cert", "backend_key",
                    "route", "alpn_route",
                    "sni_cert", "client_ca", "client_cert", "min_version", "ciphers", "tls13_ciphers", "groups",
-                   "proxy_protocol", "accept_proxy")
+                   "proxy_protocol", "accept_proxy", "handshake_timeout", "connect_timeout",
+                   "backend_handshake_timeout", "proxy_header_timeout")
 
 
 def _pairs(values, flag, shape):
@@ -148,33 +163,35 @@ def _pairs(values, flag, shape):
 
 def configFromArgs(args: argparse.Namespace, startup: ProxyConfig | None = None) -> ProxyConfig:
     """
-    The checked configuration, from --config or from the flags.  C{startup}:
-    a reload's, whose key log stays the process's (one the startup did not
-    announce must not start on a SIGHUP).
+    The configuration, from --config or from the flags, parsed (and so
+    checked).  C{startup}: a reload's, whose key log stays the process's
+    (one the startup did not announce must not start on a SIGHUP).
     """
-    config = uncheckedConfigFromArgs(args)
+    process, listeners = settingsFromArgs(args)
     if startup is not None:
-        config.keylog = startup.keylog
-    config.check()
-    return config
+        process["keylog"] = startup.keylog
+    return parseConfig(process, listeners)
 
 
 # Process settings: a flag overrides the TOML key of the same name.
-_PROCESS_FLAGS = ("workers", "log_level", "user", "group", "log_format", "keylog")
+_PROCESS_FLAGS = ("drain_timeout", "metrics", "workers", "log_level", "user", "group", "log_format", "keylog")
 
 
-def uncheckedConfigFromArgs(args: argparse.Namespace) -> ProxyConfig:
-    """The configuration from --config or from the flags, before L{ProxyConfig.check}."""
+def settingsFromArgs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """
+    The settings from --config or from the flags, as L{parseConfig} takes
+    them: the process's, and each listener's (named as the TOML keys).
+    """
     if args.config:
         given = [flag for flag in _LISTENER_FLAGS if getattr(args, flag) not in (None, [], "", "1.2")]
         if given:
             raise ProxyConfigError(f"--config cannot be combined with --{given[0].replace('_', '-')}")
-        config = loadToml(args.config)
+        process, listeners = readToml(args.config)
     else:
         if not args.listen or not args.backend:
             raise ProxyConfigError("give --listen HOST:PORT and --backend HOST:PORT (or --config FILE)")
         sniCerts = {name: files.split(",") for name, files in _pairs(args.sni_cert, "--sni-cert", "NAME=CERT[,KEY]")}
-        config = ProxyConfig([ListenerConfig(
+        process, listeners = {}, [dict(
             listen=args.listen, backend=args.backend, mode=args.mode, cert=args.cert, key=args.key,
             backend_ca=args.backend_ca, backend_name=args.backend_name, backend_cert=args.backend_cert,
             backend_key=args.backend_key, alpn=args.alpn,
@@ -184,24 +201,31 @@ def uncheckedConfigFromArgs(args: argparse.Namespace) -> ProxyConfig:
             min_version=args.min_version, ciphers=args.ciphers, tls13_ciphers=args.tls13_ciphers,
             groups=args.groups, proxy_protocol=args.proxy_protocol, accept_proxy=bool(args.accept_proxy),
             max_connections=args.max_connections, handshake_timeout=args.handshake_timeout,
-            idle_timeout=args.idle_timeout, close_timeout=args.close_timeout)])
-    if args.drain_timeout is not None:
-        config.drain_timeout = args.drain_timeout
-    if args.metrics is not None:
-        config.metrics = args.metrics
+            connect_timeout=args.connect_timeout, backend_handshake_timeout=args.backend_handshake_timeout,
+            proxy_header_timeout=args.proxy_header_timeout, idle_timeout=args.idle_timeout,
+            close_timeout=args.close_timeout)]
     if args.workers is not None and args.workers < 1:
         raise ProxyConfigError("--workers must be at least 1")
     for name in _PROCESS_FLAGS:
         if getattr(args, name) is not None:
-            setattr(config, name, getattr(args, name))
-    return config
+            process[name] = getattr(args, name)
+    return process, listeners
+
+
+def logDeprecations(config: ProxyConfig, log: Logger) -> None:
+    """One warning per listener that uses a deprecated meaning of a setting."""
+    for listener in config.listeners:
+        note = deprecationNote(listener)
+        if note is not None:
+            log("warn", "deprecated", listener=listener.name, setting="handshake_timeout",
+                use=",".join(listener.inheritedTimeouts), note=note)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.check:
         from tlsfast.proxy._check import check
 
-        return check(args, uncheckedConfigFromArgs)
+        return check(args, settingsFromArgs)
     from tlsfast.proxy._privileges import resolveIdentity
 
     try:
@@ -211,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tlsfast proxy: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     log = Logger(level=config.log_level, format=config.log_format)
+    logDeprecations(config, log)
     if config.keylog:
         log("warn", "keylog_enabled", path=config.keylog,
             note="TLS secrets of every connection are written there: anyone who can read it can decrypt them")

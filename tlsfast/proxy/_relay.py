@@ -543,14 +543,14 @@ class ListenerTLS:
 
         self.config = config
         self.reactor = reactor
-        alpn = [p.encode() for p in config.alpn] or None
+        alpn = [p.encode() for p in config.alpnProtocols] or None
         self.serverOptions = None
         if TLS_FRONT[config.mode]:
             self.serverOptions = ServerOptions(
-                config.cert, config.key, acceptableProtocols=alpn, serverNames=config.sni_certs or None,
-                clientCertificate=config.client_cert, caFile=config.client_ca,
+                config.cert, config.key, acceptableProtocols=alpn, serverNames=dict(config.sniCertificates) or None,
+                clientCertificate=config.clientCertificatePolicy, caFile=config.client_ca,
                 minimumVersion=config.min_version, ciphers=config.ciphers, tls13Ciphers=config.tls13_ciphers,
-                groups=config.groups, handshakeTimeout=config.handshake_timeout, reactor=reactor,
+                groups=config.groups, handshakeTimeout=config.handshakeTimeout, reactor=reactor,
                 keyLogFile=config.keyLogFile or False)  # never SSLKEYLOGFILE: only an explicit --keylog
         self._clientOptions: dict = {}
         if TLS_BACK[config.mode]:
@@ -563,10 +563,10 @@ class ListenerTLS:
         options = self._clientOptions.get(key)
         if options is None:
             options = self._clientOptions[key] = ClientOptions(
-                self.config.backend_name, caFile=self.config.backend_ca,
+                self.config.backendServerName, caFile=self.config.backend_ca,
                 trustRoot="platform", acceptableProtocols=list(key) or None,
                 clientCertificate=self.config.backend_cert, clientKey=self.config.backend_key,
-                handshakeTimeout=self.config.handshake_timeout, reactor=self.reactor,
+                handshakeTimeout=self.config.backendHandshakeTimeout, reactor=self.reactor,
                 keyLogFile=self.config.keyLogFile or False)
         return options
 
@@ -671,12 +671,12 @@ class Listener(Factory):
             if self.config.mode == "reencrypt":
                 alpn = [negotiated] if negotiated else None
             else:
-                alpn = [p.encode() for p in self.config.alpn] or None
+                alpn = [p.encode() for p in self.config.alpnProtocols] or None
             factory = tls.TLSMemoryBIOFactory(self.tls.clientOptionsFor(alpn), True, factory)
             factory.noisy = False
         if self.config.proxy_protocol:
             factory = _HeaderFirstFactory(factory, self._proxyHeader(frontend, info))
-        return eagerConnectTCP(self.reactor, host, port, factory, self.config.handshake_timeout)
+        return eagerConnectTCP(self.reactor, host, port, factory, self.config.connectTimeout)
 
     def _proxyHeader(self, frontend: Frontend, info) -> bytes:
         peer, local = frontend.transport.getPeer(), frontend.transport.getHost()

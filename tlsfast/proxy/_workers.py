@@ -32,7 +32,10 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import replace
 
+from tlsfast._addresses import hostPort
+from tlsfast.proxy._config import ProxyConfig
 from tlsfast.proxy._log import Logger
 from tlsfast.proxy._sockets import boundSocket
 from tlsfast.proxy._status import EXIT_CONFIG, EXIT_LISTEN
@@ -42,22 +45,24 @@ _YOUNG = 5.0  # a worker that dies within this many seconds of its start "died y
 FORWARDED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
-def _reservePorts(config) -> list[socket.socket]:
-    """Give each port-0 listener (and metrics port) a concrete port, held by a bound (not listening) socket."""
+def _reservePorts(config: ProxyConfig) -> tuple[ProxyConfig, list[socket.socket]]:
+    """
+    Give each port-0 listener (and metrics port) a concrete port, held by a
+    bound (not listening) socket: the configuration with those ports, and the sockets.
+    """
     reserved = []
-    for listener in config.listeners:
-        host, port = listener.listenAddress
-        if port != 0:
-            continue
+
+    def reserve(host: str) -> str:
         sock = boundSocket((host, 0), reusePort=True)
-        listener.listenAddress = (host, sock.getsockname()[1])
         reserved.append(sock)
+        return hostPort(host, sock.getsockname()[1])
+
+    listeners = tuple(replace(listener, listen=reserve(listener.listenAddress[0]))
+                      if listener.listenAddress[1] == 0 else listener for listener in config.listeners)
+    metrics = config.metrics
     if config.metricsAddress is not None and config.metricsAddress[1] == 0:
-        host = config.metricsAddress[0]
-        sock = boundSocket((host, 0), reusePort=True)
-        config.metricsAddress = (host, sock.getsockname()[1])
-        reserved.append(sock)
-    return reserved
+        metrics = reserve(config.metricsAddress[0])
+    return replace(config, listeners=listeners, metrics=metrics), reserved
 
 
 class WorkerReadiness:
@@ -87,7 +92,7 @@ def supervise(config, log: Logger, count: int, serveWorker, level: str = "info",
     once every worker is listening, and again once every worker has
     finished a reload.
     """
-    reserved = _reservePorts(config)
+    config, reserved = _reservePorts(config)
     token = secrets.token_hex(8)  # names the workers' metrics sockets
     children: dict[int, tuple[int, float]] = {}  # pid -> (index, started)
     state = {"stopping": False, "status": 0}
