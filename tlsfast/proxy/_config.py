@@ -172,6 +172,7 @@ class ListenerConfig:
     proxy_protocol: str | None = None  # v1 | v2: a PROXY header to the backend
     accept_proxy: bool = False  # clients' connections start with a PROXY header (from a balancer)
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    session_tickets: int | None = None  # TLS 1.3 tickets per handshake; None: OpenSSL's 2
     # Each timeout bounds one phase (docs/proxy.md, "Timeouts"); None: not set (the default, or
     # for the three split from it, handshake_timeout's value: its deprecated wider meaning).
     handshake_timeout: float | None = None  # the client's TLS handshake
@@ -418,6 +419,7 @@ LISTENER_KEYS: dict[str, Kind] = {
     "proxy_protocol": choice(PROXY_PROTOCOL_VERSIONS),
     "accept_proxy": BOOLEAN,
     "max_connections": integer(1),
+    "session_tickets": integer(0),
     "handshake_timeout": seconds(),
     "connect_timeout": seconds(),
     "backend_handshake_timeout": seconds(),

@@ -104,6 +104,9 @@ def addParser(commands) -> None:
                             "from a load balancer): its client address is used; others are closed")
     proxy.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
                        help=f"stop accepting while this many are open (default {DEFAULT_MAX_CONNECTIONS})")
+    proxy.add_argument("--session-tickets", type=int, default=None, metavar="N",
+                       help="TLS 1.3 session tickets per handshake (default: OpenSSL's 2; 0: none, "
+                            "and no TLS 1.2 tickets); every worker resumes every worker's tickets")
     proxy.add_argument("--handshake-timeout", type=float, default=None, metavar="S",
                        help=f"seconds for a client's TLS handshake (default {DEFAULT_HANDSHAKE_TIMEOUT:g}; "
                             "deprecated: those of the three below not given take its value)")
@@ -148,7 +151,7 @@ def addParser(commands) -> None:
 _LISTENER_FLAGS = ("listen", "backend", "cert", "key", "backend_ca", "backend_name", "backend_cert", "backend_key",
                    "route", "alpn_route",
                    "sni_cert", "client_ca", "client_cert", "min_version", "ciphers", "tls13_ciphers", "groups",
-                   "proxy_protocol", "accept_proxy", "handshake_timeout", "connect_timeout",
+                   "proxy_protocol", "accept_proxy", "session_tickets", "handshake_timeout", "connect_timeout",
                    "backend_handshake_timeout", "proxy_header_timeout")
 
 
@@ -200,7 +203,8 @@ def settingsFromArgs(args: argparse.Namespace) -> tuple[dict[str, Any], list[dic
             sni_certs=sniCerts, client_ca=args.client_ca, client_cert=args.client_cert,
             min_version=args.min_version, ciphers=args.ciphers, tls13_ciphers=args.tls13_ciphers,
             groups=args.groups, proxy_protocol=args.proxy_protocol, accept_proxy=bool(args.accept_proxy),
-            max_connections=args.max_connections, handshake_timeout=args.handshake_timeout,
+            max_connections=args.max_connections, session_tickets=args.session_tickets,
+            handshake_timeout=args.handshake_timeout,
             connect_timeout=args.connect_timeout, backend_handshake_timeout=args.backend_handshake_timeout,
             proxy_header_timeout=args.proxy_header_timeout, idle_timeout=args.idle_timeout,
             close_timeout=args.close_timeout)]

@@ -59,6 +59,7 @@ from tlsfast.proxy._eager import connectTCP as eagerConnectTCP
 from tlsfast.proxy._lifecycle import Action, Event, Lifecycle, Reason
 from tlsfast.proxy._metrics import ListenerStats, backendErrorReason, handshakeFailureReason
 from tlsfast.proxy._proxyheader import ClientTLS, headerV1, headerV2
+from tlsfast.proxy._ticketkeys import processTicketKeys
 
 _connectionIds = itertools.count(1)
 
@@ -551,7 +552,9 @@ class ListenerTLS:
                 clientCertificate=config.clientCertificatePolicy, caFile=config.client_ca,
                 minimumVersion=config.min_version, ciphers=config.ciphers, tls13Ciphers=config.tls13_ciphers,
                 groups=config.groups, handshakeTimeout=config.handshakeTimeout, reactor=reactor,
-                keyLogFile=config.keyLogFile or False)  # never SSLKEYLOGFILE: only an explicit --keylog
+                keyLogFile=config.keyLogFile or False,  # never SSLKEYLOGFILE: only an explicit --keylog
+                sessionTickets=True if config.session_tickets is None else config.session_tickets,
+                ticketKeys=processTicketKeys() if config.session_tickets != 0 else None)
         self._clientOptions: dict = {}
         if TLS_BACK[config.mode]:
             self.clientOptionsFor(None if config.mode == "reencrypt" else alpn)  # checked now

@@ -39,6 +39,7 @@ from tlsfast.proxy._config import ProxyConfig
 from tlsfast.proxy._log import Logger
 from tlsfast.proxy._sockets import boundSocket
 from tlsfast.proxy._status import EXIT_CONFIG, EXIT_LISTEN
+from tlsfast.proxy._ticketkeys import processTicketKeys
 
 _RESTART_PAUSE = 1.0  # seconds between restarts of a worker that died young
 _YOUNG = 5.0  # a worker that dies within this many seconds of its start "died young"
@@ -93,6 +94,7 @@ def supervise(config, log: Logger, count: int, serveWorker, level: str = "info",
     finished a reload.
     """
     config, reserved = _reservePorts(config)
+    processTicketKeys()  # made once, here, so every worker inherits the same key
     token = secrets.token_hex(8)  # names the workers' metrics sockets
     children: dict[int, tuple[int, float]] = {}  # pid -> (index, started)
     state = {"stopping": False, "status": 0}
