@@ -301,16 +301,27 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         except Error:
             self._receiveFailed(Failure())
             return
-        if not self._handshakeDone:
-            if not engine.handshake_done:
-                self._flushSendBIO()
+        if self._handshakeDone:
+            # The established connection's hot path, without the bookkeeping
+            # of _deliver().  (OpenSSL's info callback, run by receive(), may
+            # have aborted the connection: check again.)
+            if (plaintext and engine.deferred_error is None and not self._appSendBuffer
+                    and not self._aborted and not self._lostTLSConnection):
+                if not self._deliverToApplication(plaintext) and self._engine is not None:
+                    # (None if the application lost the connection synchronously.)
+                    ciphertext = engine.outgoing()
+                    if ciphertext:
+                        self.transport.write(ciphertext)
                 return
+        elif not engine.handshake_done:
+            self._flushSendBIO()
+            return
+        else:
             self._handshakeCompleted()
         if self._appSendBuffer:
             self._unbufferPendingWrites()
         if (plaintext and engine.deferred_error is None
                 and not self._aborted and not self._lostTLSConnection):
-            # The common case, without the bookkeeping of _deliver().
             if not self._deliverToApplication(plaintext) and self._engine is not None:
                 self._flushSendBIO()
             return
@@ -350,7 +361,7 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         @return: whether everything OpenSSL queued has been sent since (so
             the caller need not ask the engine again).
         """
-        ProtocolWrapper.dataReceived(self, plaintext)
+        self.wrappedProtocol.dataReceived(plaintext)  # (ProtocolWrapper.dataReceived, inlined)
         return False
 
     def _receiveFailed(self, failure):
@@ -462,6 +473,28 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
                 raise
             # pyOpenSSL's send() encodes text with a DeprecationWarning.
             return self._write(textToBytes("buf", data))
+        if ciphertext:
+            self.transport.write(ciphertext)
+
+    def write(self, data):
+        """
+        Encrypt and send C{data}: Twisted's C{write}, with the established
+        connection's case in one engine call and no further Python call.
+        """
+        engine = self._engine
+        if (engine is None or not self._handshakeDone or self.disconnecting
+                or self._lostTLSConnection):
+            # Before the handshake, after loseConnection (dropped unless a
+            # producer is registered) or on Twisted's record path: stock.
+            return StockTLSMemoryBIOProtocol.write(self, data)
+        try:
+            ciphertext = engine.send(data)
+        except Error:
+            self._tlsShutdownFinished(Failure())
+            return
+        except TypeError:
+            # Text: _write encodes it as pyOpenSSL does (with its warning).
+            return self._write(data)
         if ciphertext:
             self.transport.write(ciphertext)
 
