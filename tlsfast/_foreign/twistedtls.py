@@ -394,7 +394,7 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         TLS down (the reason then comes from the transport), anything else is
         reported to the application.
         """
-        if failure.check(ZeroReturnError):
+        if isinstance(failure.value, ZeroReturnError):  # (Failure.check, without its qual() walk)
             self._shutdownTLS()
             self._tlsShutdownFinished(None)
         else:
