@@ -24,8 +24,12 @@ touch the C{OpenSSL.SSL.Connection} byte by byte are replaced:
       (C{engine.receive_eof()} replaces C{bio_shutdown} + the C{recv} loop).
 
 Connection states are the stock ones (C{_handshakeDone}, C{_lostTLSConnection},
-C{_aborted}, C{disconnecting}); the engine adds none of its own that the glue
-has to track, except the I{deferred error}: when the engine decrypted
+C{_aborted}, C{disconnecting}), plus one derived from them for speed:
+C{_established} holds the engine while the handshake is done and none of
+the other three is set (they are properties that end it when set, wherever
+Twisted sets them), so a record on an established connection costs one
+check.  The engine adds no state of its own that the glue has to track,
+except the I{deferred error}: when the engine decrypted
 plaintext before hitting an error or a close_notify it returns the plaintext
 and keeps the error.  Stock Twisted delivers the plaintext and then handles
 the error in the same C{dataReceived}; so do we, by asking the engine for the
@@ -159,6 +163,26 @@ class TLSConnectionObserver(TypingProtocol):
         """The connection is lost (called before the application hears of it)."""
 
 
+def _endsEstablished(name: str) -> property:
+    """
+    Twisted's flag C{name}, as a property: setting it true (wherever Twisted
+    or we do) leaves the established state (C{_established} becomes
+    L{None}).  The value stays in the instance's C{__dict__} under the same
+    name, as in stock Twisted.
+    """
+    default = getattr(StockTLSMemoryBIOProtocol, name)
+
+    def get(self: Any) -> Any:
+        return self.__dict__.get(name, default)
+
+    def set(self: Any, value: Any) -> None:
+        self.__dict__[name] = value
+        if value:
+            self._established = None
+
+    return property(get, set, doc=f"Twisted's C{{{name}}}; setting it true ends the established state.")
+
+
 class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
     """
     L{twisted.protocols.tls.TLSMemoryBIOProtocol} with its record path in the
@@ -171,6 +195,14 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
 
     _engine = None
     _connection = None
+    # The record path's state, explicit: the engine while the connection is
+    # established (handshake done; not aborted, lost or closing), when a
+    # record goes straight through it; None in every other state, where the
+    # general code runs.  The flags that end it set it back to None.
+    _established = None
+    _aborted = _endsEstablished("_aborted")
+    _lostTLSConnection = _endsEstablished("_lostTLSConnection")
+    disconnecting = _endsEstablished("disconnecting")
     # Does _deliverToApplication do more than call the application?
     _gathersReplies = False
     _observers: tuple[TLSConnectionObserver, ...] = ()
@@ -202,7 +234,7 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         self._connection = connection
         engine = self._engine
         if engine is not None and engine.connection is not connection:
-            self._engine = None
+            self._engine = self._established = None
 
     # -- connection setup ---------------------------------------------------
 
@@ -264,6 +296,8 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         Record that the handshake is complete and tell the application.
         """
         self._handshakeDone = True
+        if not (self._aborted or self._lostTLSConnection or self.disconnecting):
+            self._established = self._engine
         self._publishNegotiatedProtocol()
         self._notifyHandshakeCompleted()
         if IHandshakeListener.providedBy(self.wrappedProtocol):
@@ -291,24 +325,18 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         advance the handshake, and deliver all plaintext now available to the
         application in one C{dataReceived} call.
         """
-        engine = self._engine
-        if engine is None:
-            return StockTLSMemoryBIOProtocol.dataReceived(self, data)
-        if self._aborted or self._lostTLSConnection:
-            # Stock Twisted feeds the bytes to OpenSSL but never delivers
-            # anything once TLS is aborted or finished; skip the work.
-            return
-        try:
-            plaintext = engine.receive(data)
-        except Error:
-            self._receiveFailed(Failure())
-            return
-        if self._handshakeDone:
-            # The established connection's hot path, without the bookkeeping
-            # of _deliver().  (OpenSSL's info callback, run by receive(), may
-            # have aborted the connection: check again.)
-            if (plaintext and engine.deferred_error is None and not self._appSendBuffer
-                    and not self._aborted and not self._lostTLSConnection):
+        engine = self._established
+        if engine is not None:
+            # The established connection's hot path.
+            try:
+                plaintext = engine.receive(data)
+            except Error:
+                self._receiveFailed(Failure())
+                return
+            # (OpenSSL's info callback, run by receive(), may have ended the
+            # established state.)
+            if (plaintext and engine.deferred_error is None and self._established is not None
+                    and not self._appSendBuffer):
                 if self._gathersReplies:
                     flushed = self._deliverToApplication(plaintext)
                 else:
@@ -321,18 +349,26 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
                     if ciphertext:
                         self.transport.write(ciphertext)
                 return
-        elif not engine.handshake_done:
-            self._flushSendBIO()
-            return
         else:
-            self._handshakeCompleted()
+            engine = self._engine
+            if engine is None:
+                return StockTLSMemoryBIOProtocol.dataReceived(self, data)
+            if self._aborted or self._lostTLSConnection:
+                # Stock Twisted feeds the bytes to OpenSSL but never delivers
+                # anything once TLS is aborted or finished; skip the work.
+                return
+            try:
+                plaintext = engine.receive(data)
+            except Error:
+                self._receiveFailed(Failure())
+                return
+            if not self._handshakeDone:
+                if not engine.handshake_done:
+                    self._flushSendBIO()
+                    return
+                self._handshakeCompleted()
         if self._appSendBuffer:
             self._unbufferPendingWrites()
-        if (plaintext and engine.deferred_error is None
-                and not self._aborted and not self._lostTLSConnection):
-            if not self._deliverToApplication(plaintext) and self._engine is not None:
-                self._flushSendBIO()
-            return
         self._deliver(plaintext)
 
     def _deliver(self, plaintext):
@@ -489,9 +525,8 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         Encrypt and send C{data}: Twisted's C{write}, with the established
         connection's case in one engine call and no further Python call.
         """
-        engine = self._engine
-        if (engine is None or not self._handshakeDone or self.disconnecting
-                or self._lostTLSConnection):
+        engine = self._established
+        if engine is None:
             # Before the handshake, after loseConnection (dropped unless a
             # producer is registered) or on Twisted's record path: stock.
             return StockTLSMemoryBIOProtocol.write(self, data)
