@@ -26,8 +26,8 @@ touch the C{OpenSSL.SSL.Connection} byte by byte are replaced:
 Connection states are the stock ones (C{_handshakeDone}, C{_lostTLSConnection},
 C{_aborted}, C{disconnecting}), plus one derived from them for speed:
 C{_established} holds the engine while the handshake is done and none of
-the other three is set (they are properties that end it when set, wherever
-Twisted sets them), so a record on an established connection costs one
+the other three is set (their descriptors end it when one is set, wherever
+Twisted sets it), so a record on an established connection costs one
 check.  The engine adds no state of its own that the glue has to track,
 except the I{deferred error}: when the engine decrypted
 plaintext before hitting an error or a close_notify it returns the plaintext
@@ -163,24 +163,25 @@ class TLSConnectionObserver(TypingProtocol):
         """The connection is lost (called before the application hears of it)."""
 
 
-def _endsEstablished(name: str) -> property:
+class _EndsEstablished:
     """
-    Twisted's flag C{name}, as a property: setting it true (wherever Twisted
-    or we do) leaves the established state (C{_established} becomes
-    L{None}).  The value stays in the instance's C{__dict__} under the same
-    name, as in stock Twisted.
+    Twisted's flag C{name} on our protocol: setting it true (wherever Twisted
+    or we do) ends the established state (C{_established} becomes L{None}).
+
+    It watches only sets: with no C{__get__}, a read finds the value in the
+    instance's C{__dict__} (where stock Twisted keeps it too) as fast as any
+    attribute, without a Python call.  L{TLSMemoryBIOProtocol.__init__} puts
+    the stock defaults there.
     """
-    default = getattr(StockTLSMemoryBIOProtocol, name)
 
-    def get(self: Any) -> Any:
-        return self.__dict__.get(name, default)
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.default = getattr(StockTLSMemoryBIOProtocol, name)
 
-    def set(self: Any, value: Any) -> None:
-        self.__dict__[name] = value
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__[self.name] = value
         if value:
-            self._established = None
-
-    return property(get, set, doc=f"Twisted's C{{{name}}}; setting it true ends the established state.")
+            instance._established = None
 
 
 class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
@@ -200,9 +201,18 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
     # record goes straight through it; None in every other state, where the
     # general code runs.  The flags that end it set it back to None.
     _established = None
-    _aborted = _endsEstablished("_aborted")
-    _lostTLSConnection = _endsEstablished("_lostTLSConnection")
-    disconnecting = _endsEstablished("disconnecting")
+    # (mypy: descriptors standing in for Twisted's plain flags; reads still
+    # give the flag's value, from the instance.)
+    _aborted = _EndsEstablished("_aborted")  # type: ignore[assignment]
+    _lostTLSConnection = _EndsEstablished("_lostTLSConnection")  # type: ignore[assignment]
+    disconnecting = _EndsEstablished("disconnecting")  # type: ignore[assignment]
+
+    def __init__(self, factory, wrappedProtocol, _connectWrapped=True):
+        StockTLSMemoryBIOProtocol.__init__(self, factory, wrappedProtocol, _connectWrapped)
+        state = self.__dict__
+        for flag in (TLSMemoryBIOProtocol._aborted, TLSMemoryBIOProtocol._lostTLSConnection,
+                     TLSMemoryBIOProtocol.disconnecting):
+            state.setdefault(flag.name, flag.default)
     # Does _deliverToApplication do more than call the application?
     _gathersReplies = False
     _observers: tuple[TLSConnectionObserver, ...] = ()
