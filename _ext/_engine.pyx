@@ -348,6 +348,30 @@ cdef inline Py_ssize_t _mem_pending(BIO* bio) noexcept nogil:
 
 # ---------------------------------------------------------------------------
 
+# The Context's callback helpers whose kept exceptions
+# Connection._raise_ssl_error raises first, whatever OpenSSL returned.
+cdef tuple _CALLBACK_HELPERS = ("_verify_helper", "_alpn_select_helper", "_ocsp_helper")
+cdef object _MISSING = object()
+
+
+cdef bint _callbacks_quiet(object connection) except -1:
+    """
+    True when no callback of ``connection``'s Context keeps an exception for
+    _raise_ssl_error to raise; False when one does, or when pyOpenSSL's
+    internals are not as expected (then its own _raise_ssl_error decides).
+    """
+    context = getattr(connection, "_context", _MISSING)
+    if context is _MISSING:
+        return False
+    for name in _CALLBACK_HELPERS:
+        helper = getattr(context, name, _MISSING)
+        if helper is None:
+            continue
+        if helper is _MISSING or getattr(helper, "_problems", True):
+            return False
+    return True
+
+
 # no_gc_clear: the engine holds raw pointers into the SSL* that _ssl_cdata
 # keeps alive; a cycle collection must not drop it before the engine goes.
 @cython.no_gc_clear
@@ -449,6 +473,12 @@ cdef class TLSEngine:
     cdef object _translate_error(self, int result):
         """The exception pyOpenSSL raises for ``result``, or None (want-read)."""
         cdef int saved_errno = errno
+        if ((result == 1 or F.SSL_get_error(self._ssl, result) == SSL_ERROR_WANT_READ)
+                and _callbacks_quiet(self.connection)):
+            # What pyOpenSSL would conclude (nothing, or WantReadError), without
+            # its Python call and exception: once per handshake flight.
+            F.ERR_clear_error()
+            return None
         try:
             # pyOpenSSL reads errno from cffi's saved copy: give it ours.
             _ffi.errno = saved_errno

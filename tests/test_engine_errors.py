@@ -287,6 +287,50 @@ def test_verify_callback_raising_surfaces_its_exception():
     assert engine == stock
 
 
+def test_verify_callback_raising_without_verification_surfaces_after_success():
+    # VERIFY_NONE: OpenSSL completes the handshake despite the callback's
+    # failure; pyOpenSSL raises the kept exception on that success.
+    class Boom(Exception):
+        pass
+
+    def callback(*args):
+        raise Boom("kept")
+
+    def scenario(stack):
+        context = client_context()
+        context.set_verify(SSL.VERIFY_NONE, callback)
+        return _handshake_outcome(stack, context)
+
+    engine, stock = _both(scenario)
+    assert engine == (Boom, ("kept",))
+    assert engine == stock
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_clean_handshake_and_records_skip_pyopenssl_error_translation(verify):
+    # Want-read and success with no callback exception kept: the engine
+    # concludes what Connection._raise_ssl_error would, without calling it.
+    calls = []
+    peers = []
+    for context, server in ((server_context(), True), (client_context(verify=verify), False)):
+        connection = pyopenssl_connection(context, server, None if server else b"example.com")
+        translate = connection._raise_ssl_error
+
+        def counted(ssl, result, translate=translate):
+            calls.append(result)
+            return translate(ssl, result)
+
+        connection._raise_ssl_error = counted
+        peers.append(EnginePeer(TLSEngine(connection)))
+    server, client = peers
+    client.start()
+    pump(client, server)
+    assert server.engine.handshake_done and client.engine.handshake_done
+    server.receive(client.engine.send(b"ping"))
+    assert client.receive(server.engine.send(b"pong")) == b"pong"
+    assert calls == []
+
+
 def test_untrusted_server_certificate():
     def scenario(stack):
         context = SSL.Context(SSL.TLS_METHOD)

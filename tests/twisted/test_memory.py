@@ -181,6 +181,30 @@ class MemoryMixin:
         self.assertEqual(self.serverApp.received(), b"".join(pieces))
 
 
+    def test_writeAfterLoseConnectionIsDropped(self):
+        """
+        After loseConnection (no producer) a write sends nothing: the peer
+        sees the close and no data.
+        """
+        self.pump()
+        self.client.loseConnection()
+        closing = self.take(self.client)
+        self.client.write(b"late")
+        self.assertEqual(self.take(self.client), b"")
+        self.server.dataReceived(closing)
+        self.assertEqual(self.serverApp.received(), b"")
+
+    def test_recordsAfterAbortAreNotDelivered(self):
+        """
+        Once the application aborted, records that arrive are not delivered.
+        """
+        self.pump()
+        self.client.write(b"data")
+        self.server.abortConnection()
+        self.server.dataReceived(self.take(self.client))
+        self.assertEqual(self.serverApp.received(), b"")
+
+
 class StockMemoryTests(MemoryMixin, SynchronousTestCase):
     factoryClass = _protocol.StockTLSMemoryBIOFactory
     protocolClass = _protocol.StockTLSMemoryBIOProtocol
@@ -203,6 +227,26 @@ class TlsfastMemoryTests(MemoryMixin, SynchronousTestCase):
         self.server.dataReceived(self.take(self.client))
         self.assertEqual(self.serverApp.deliveries(), 1)
         self.assertEqual(self.serverApp.received(), b"".join(pieces))
+
+    def test_establishedStateFollowsTwistedFlags(self):
+        """
+        The record path's hot state holds the engine exactly while the
+        connection is established: not before the handshake, and no longer
+        once Twisted's flags say it is closing, aborted or lost.
+        """
+        self.assertIsNone(self.client._established)
+        self.pump()
+        self.assertIs(self.client._established, self.client._engine)
+        self.assertIs(self.server._established, self.server._engine)
+        self.client.loseConnection()
+        self.assertIsNone(self.client._established)
+        self.assertTrue(self.client.disconnecting)
+        self.server.abortConnection()
+        self.assertIsNone(self.server._established)
+        self.assertTrue(self.server._aborted)
+        self.server.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(self.server._lostTLSConnection)
+        self.assertEqual(vars(self.server)["_lostTLSConnection"], True)  # where stock keeps it
 
     def test_connectionLostReleasesEngine(self):
         """

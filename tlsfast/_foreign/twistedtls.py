@@ -24,8 +24,12 @@ touch the C{OpenSSL.SSL.Connection} byte by byte are replaced:
       (C{engine.receive_eof()} replaces C{bio_shutdown} + the C{recv} loop).
 
 Connection states are the stock ones (C{_handshakeDone}, C{_lostTLSConnection},
-C{_aborted}, C{disconnecting}); the engine adds none of its own that the glue
-has to track, except the I{deferred error}: when the engine decrypted
+C{_aborted}, C{disconnecting}), plus one derived from them for speed:
+C{_established} holds the engine while the handshake is done and none of
+the other three is set (their descriptors end it when one is set, wherever
+Twisted sets it), so a record on an established connection costs one
+check.  The engine adds no state of its own that the glue has to track,
+except the I{deferred error}: when the engine decrypted
 plaintext before hitting an error or a close_notify it returns the plaintext
 and keeps the error.  Stock Twisted delivers the plaintext and then handles
 the error in the same C{dataReceived}; so do we, by asking the engine for the
@@ -159,6 +163,27 @@ class TLSConnectionObserver(TypingProtocol):
         """The connection is lost (called before the application hears of it)."""
 
 
+class _EndsEstablished:
+    """
+    Twisted's flag C{name} on our protocol: setting it true (wherever Twisted
+    or we do) ends the established state (C{_established} becomes L{None}).
+
+    It watches only sets: with no C{__get__}, a read finds the value in the
+    instance's C{__dict__} (where stock Twisted keeps it too) as fast as any
+    attribute, without a Python call.  L{TLSMemoryBIOProtocol.__init__} puts
+    the stock defaults there.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.default = getattr(StockTLSMemoryBIOProtocol, name)
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__[self.name] = value
+        if value:
+            instance._established = None
+
+
 class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
     """
     L{twisted.protocols.tls.TLSMemoryBIOProtocol} with its record path in the
@@ -171,6 +196,25 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
 
     _engine = None
     _connection = None
+    # The record path's state, explicit: the engine while the connection is
+    # established (handshake done; not aborted, lost or closing), when a
+    # record goes straight through it; None in every other state, where the
+    # general code runs.  The flags that end it set it back to None.
+    _established = None
+    # (mypy: descriptors standing in for Twisted's plain flags; reads still
+    # give the flag's value, from the instance.)
+    _aborted = _EndsEstablished("_aborted")  # type: ignore[assignment]
+    _lostTLSConnection = _EndsEstablished("_lostTLSConnection")  # type: ignore[assignment]
+    disconnecting = _EndsEstablished("disconnecting")  # type: ignore[assignment]
+
+    def __init__(self, factory, wrappedProtocol, _connectWrapped=True):
+        StockTLSMemoryBIOProtocol.__init__(self, factory, wrappedProtocol, _connectWrapped)
+        state = self.__dict__
+        for flag in (TLSMemoryBIOProtocol._aborted, TLSMemoryBIOProtocol._lostTLSConnection,
+                     TLSMemoryBIOProtocol.disconnecting):
+            state.setdefault(flag.name, flag.default)
+    # Does _deliverToApplication do more than call the application?
+    _gathersReplies = False
     _observers: tuple[TLSConnectionObserver, ...] = ()
 
     def addConnectionObserver(self, observer: TLSConnectionObserver) -> None:
@@ -200,7 +244,7 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         self._connection = connection
         engine = self._engine
         if engine is not None and engine.connection is not connection:
-            self._engine = None
+            self._engine = self._established = None
 
     # -- connection setup ---------------------------------------------------
 
@@ -262,6 +306,8 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         Record that the handshake is complete and tell the application.
         """
         self._handshakeDone = True
+        if not (self._aborted or self._lostTLSConnection or self.disconnecting):
+            self._established = self._engine
         self._publishNegotiatedProtocol()
         self._notifyHandshakeCompleted()
         if IHandshakeListener.providedBy(self.wrappedProtocol):
@@ -289,31 +335,50 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         advance the handshake, and deliver all plaintext now available to the
         application in one C{dataReceived} call.
         """
-        engine = self._engine
-        if engine is None:
-            return StockTLSMemoryBIOProtocol.dataReceived(self, data)
-        if self._aborted or self._lostTLSConnection:
-            # Stock Twisted feeds the bytes to OpenSSL but never delivers
-            # anything once TLS is aborted or finished; skip the work.
-            return
-        try:
-            plaintext = engine.receive(data)
-        except Error:
-            self._receiveFailed(Failure())
-            return
-        if not self._handshakeDone:
-            if not engine.handshake_done:
-                self._flushSendBIO()
+        engine = self._established
+        if engine is not None:
+            # The established connection's hot path.
+            try:
+                plaintext = engine.receive(data)
+            except Error:
+                self._receiveFailed(Failure())
                 return
-            self._handshakeCompleted()
+            # (OpenSSL's info callback, run by receive(), may have ended the
+            # established state.)
+            if (plaintext and engine.deferred_error is None and self._established is not None
+                    and not self._appSendBuffer):
+                if self._gathersReplies:
+                    flushed = self._deliverToApplication(plaintext)
+                else:
+                    # (_deliverToApplication, inlined: one frame less per record)
+                    self.wrappedProtocol.dataReceived(plaintext)
+                    flushed = False
+                if not flushed and self._engine is not None:
+                    # (None if the application lost the connection synchronously.)
+                    ciphertext = engine.outgoing()
+                    if ciphertext:
+                        self.transport.write(ciphertext)
+                return
+        else:
+            engine = self._engine
+            if engine is None:
+                return StockTLSMemoryBIOProtocol.dataReceived(self, data)
+            if self._aborted or self._lostTLSConnection:
+                # Stock Twisted feeds the bytes to OpenSSL but never delivers
+                # anything once TLS is aborted or finished; skip the work.
+                return
+            try:
+                plaintext = engine.receive(data)
+            except Error:
+                self._receiveFailed(Failure())
+                return
+            if not self._handshakeDone:
+                if not engine.handshake_done:
+                    self._flushSendBIO()
+                    return
+                self._handshakeCompleted()
         if self._appSendBuffer:
             self._unbufferPendingWrites()
-        if (plaintext and engine.deferred_error is None
-                and not self._aborted and not self._lostTLSConnection):
-            # The common case, without the bookkeeping of _deliver().
-            if not self._deliverToApplication(plaintext) and self._engine is not None:
-                self._flushSendBIO()
-            return
         self._deliver(plaintext)
 
     def _deliver(self, plaintext):
@@ -350,7 +415,7 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         @return: whether everything OpenSSL queued has been sent since (so
             the caller need not ask the engine again).
         """
-        ProtocolWrapper.dataReceived(self, plaintext)
+        self.wrappedProtocol.dataReceived(plaintext)  # (ProtocolWrapper.dataReceived, inlined)
         return False
 
     def _receiveFailed(self, failure):
@@ -375,7 +440,7 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         TLS down (the reason then comes from the transport), anything else is
         reported to the application.
         """
-        if failure.check(ZeroReturnError):
+        if isinstance(failure.value, ZeroReturnError):  # (Failure.check, without its qual() walk)
             self._shutdownTLS()
             self._tlsShutdownFinished(None)
         else:
@@ -465,6 +530,27 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         if ciphertext:
             self.transport.write(ciphertext)
 
+    def write(self, data):
+        """
+        Encrypt and send C{data}: Twisted's C{write}, with the established
+        connection's case in one engine call and no further Python call.
+        """
+        engine = self._established
+        if engine is None:
+            # Before the handshake, after loseConnection (dropped unless a
+            # producer is registered) or on Twisted's record path: stock.
+            return StockTLSMemoryBIOProtocol.write(self, data)
+        try:
+            ciphertext = engine.send(data)
+        except Error:
+            self._tlsShutdownFinished(Failure())
+            return
+        except TypeError:
+            # Text: _write encodes it as pyOpenSSL does (with its warning).
+            return self._write(data)
+        if ciphertext:
+            self.transport.write(ciphertext)
+
     def _unbufferPendingWrites(self):
         engine = self._engine
         if engine is None:
@@ -490,6 +576,8 @@ class BufferingTLSTransport(StockBufferingTLSTransport, TLSMemoryBIOProtocol):
     path, then Twisted's L{TLSMemoryBIOProtocol}; so the aggregator's
     C{super().write} lands in the stock C{write}, which calls our C{_write}.
     """
+
+    _gathersReplies = True
 
     def __init__(self, factory, wrappedProtocol, _connectWrapped=True):
         StockBufferingTLSTransport.__init__(self, factory, wrappedProtocol, _connectWrapped)
