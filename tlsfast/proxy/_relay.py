@@ -662,7 +662,7 @@ class Listener(Factory):
             receiver.transport.abortConnection()
 
     def connectBackend(self, frontend: Frontend):
-        info = connectionInfo(frontend.transport) if self.tlsFront else None
+        info = frontend.tlsInfo  # the client's TLS, from its handshake (the dial follows it); None if plain
         negotiated = info.alpn if info is not None else None  # bytes or None
         host, port = frontend.backendAddress = self.config.backendFor(
             info.serverName if info is not None else None,
