@@ -209,3 +209,25 @@ def test_default_log_is_one_line_per_connection(pems, start_proxy, backend):
         assert field in close, (field, close)
     connectionLines = [line for line in proxy.lines if "conn=" in line]
     assert connectionLines == [close]  # no accept/handshake/backend_ready lines at info
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has stopped
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_stop_when_the_supervisor_is_killed(pems, start_proxy, backend):
+    server = backend(echo)
+    proxy = start_proxy("--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{server.port}",
+                        "--cert", pems.cert, "--key", pems.key, "--workers", "2", listeners=2)
+    workers = children(proxy.process.pid)
+    assert len(workers) == 2
+    proxy.process.kill()  # SIGKILL: the supervisor cannot pass anything on
+    proxy.wait()
+    deadline = time.monotonic() + TIMEOUT
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_running(pid) for pid in workers)

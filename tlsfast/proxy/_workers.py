@@ -25,6 +25,7 @@ action.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import select
@@ -40,6 +41,8 @@ from tlsfast.proxy._log import Logger
 from tlsfast.proxy._sockets import boundSocket
 from tlsfast.proxy._status import EXIT_CONFIG, EXIT_LISTEN
 from tlsfast.proxy._ticketkeys import processTicketKeys
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 _RESTART_PAUSE = 1.0  # seconds between restarts of a worker that died young
 _YOUNG = 5.0  # a worker that dies within this many seconds of its start "died young"
@@ -86,6 +89,21 @@ class WorkerReadiness:
         pass
 
 
+def _stopWithSupervisor(supervisor: int) -> None:
+    """
+    Have the kernel send this worker SIGTERM (a drain) when the supervisor
+    dies, even by SIGKILL: otherwise the workers would keep serving the port
+    with nobody to reload, restart or stop them.  Linux only (prctl).
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != supervisor:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)  # pending (blocked) until the handlers are in place
+
+
 def supervise(config, log: Logger, count: int, serveWorker, level: str = "info", notifier=None) -> int:
     """
     Run C{serveWorker(index, config, log, readiness, token)} in C{count}
@@ -111,10 +129,12 @@ def supervise(config, log: Logger, count: int, serveWorker, level: str = "info",
         if state["stopping"]:  # a SIGTERM came while the others were being started
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             return
+        supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker; its signals stay blocked until its handlers are in place
             status = 1
             try:
+                _stopWithSupervisor(supervisor)
                 signal.set_wakeup_fd(-1)
                 for sock in reserved:
                     sock.close()
