@@ -80,7 +80,7 @@ def phase(name: str, pems, backend, unanswered: int) -> Phase:
     if name == "backend_handshake":  # a backend that connects and never handshakes
         return Phase(["--backend", f"127.0.0.1:{backend(silent).port}", *originate],
                      lambda port: _tcp(port, b"hello"),
-                     r"event=backend_failed .*TLS handshake not complete after 0.3 s")
+                     r"event=backend_failed .*reason=timeout .*TLS handshake not complete after 0.3 s")
     assert name == "proxy_header"  # a balancer that starts a PROXY header and stops
     return Phase(["--backend", f"127.0.0.1:{backend(echo).port}", "--cert", pems.cert, "--key", pems.key,
                   "--accept-proxy"],

@@ -16,6 +16,8 @@ from OpenSSL import SSL
 from twisted.internet import error as netError
 from twisted.python.failure import Failure
 
+from tlsfast.options import HandshakeTimeout
+
 
 @dataclass
 class ListenerStats:
@@ -63,7 +65,7 @@ def backendErrorReason(reason) -> str:
     value = reason.value if isinstance(reason, Failure) else reason
     if isinstance(value, netError.ConnectionRefusedError):
         return "refused"
-    if isinstance(value, (netError.TimeoutError, netError.TCPTimedOutError)):
+    if isinstance(value, (netError.TimeoutError, netError.TCPTimedOutError, HandshakeTimeout)):
         return "timeout"
     if isinstance(value, netError.DNSLookupError):
         return "dns"
