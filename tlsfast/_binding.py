@@ -110,18 +110,17 @@ def bind(tlsfast_version: str) -> BackendInfo:
     try:
         from OpenSSL import SSL
 
-        from tlsfast._foreign import cryptobinding as _openssl
-        from tlsfast._foreign import pyopenssl as _util
+        from tlsfast._foreign import cryptobinding, pyopenssl
     except ImportError as exc:
         info.problems.append(f"cannot import cryptography/pyOpenSSL bindings: {exc}")
         return info
-    ffi, lib = _openssl.ffi, _openssl.lib
+    ffi, lib = cryptobinding.ffi, cryptobinding.lib
     info.openssl_version = ffi.string(lib.OpenSSL_version(lib.OPENSSL_VERSION)).decode()
-    if _util.ffi is not ffi:
+    if pyopenssl.ffi is not ffi:
         info.problems.append("pyOpenSSL does not use cryptography's cffi library")
     addresses, problems = check_function_table(ffi, lib)
     info.problems += problems
-    info.problems += _util.engineInternalsProblems()
+    info.problems += pyopenssl.engineInternalsProblems()
     if not untestedAllowed():
         info.problems += check_versions(
             {"cryptography": info.cryptography_version, "pyOpenSSL": info.pyopenssl_version})

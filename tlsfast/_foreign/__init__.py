@@ -13,7 +13,10 @@ One module per foreign surface:
       C{TLSMemoryBIOProtocol} family that overrides them lives there);
     - L{twistedsslverify}: C{twisted.internet._sslverify} (ALPN setup, trust roots);
     - L{twistedtcp}: C{twisted.internet.tcp} write queue (eager writes);
-    - L{twistedepoll}: C{EPollReactor} dispatch (the lean reactor).
+    - L{twistedepoll}: C{EPollReactor} dispatch (the lean reactor);
+    - L{profilenames}: data only, the foreign functions the per-connection
+      breakdown charges to phases (a rename mis-charges a profile, nothing
+      more; C{tests/test_bench_breakdown.py} checks they exist).
 
 Each declares the private names it uses, the versions it was tested with
 (C{TESTED}, the same contract as L{tlsfast._versions.TESTED_RANGES}) and

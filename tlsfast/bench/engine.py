@@ -12,7 +12,7 @@ process.  The contenders, one name each:
     twisted       pyOpenSSL Connections driven as twisted.protocols.tls does:
                   send() in 16 KiB slices each followed by bio_read(2**15); the
                   server bio_write()s, recv(2**15) until WantReadError, then one
-                  more bio_read(2**15) (_flushSendBIO)
+                  more bio_read(2**15) (its send-BIO flush)
     asyncio       stdlib ssl.SSLObject over MemoryBIOs, as asyncio's sslproto
                   uses them (system OpenSSL, a different build than cryptography's)
     c             tlsfast._engine.reference_transfer: the same SSL_write /
@@ -175,7 +175,7 @@ def _describe_pair(client, server) -> dict:
 
 def _read_all(read: Callable[[int], bytes], want_read: type[Exception], got: list[bytes] | None) -> int:
     """Plaintext bytes from ``read(32768)`` calls until ``want_read`` (the
-    receive loop of Twisted's ``_flushReceiveBIO`` and of asyncio's sslproto
+    receive loop of Twisted's TLS protocol and of asyncio's sslproto
     alike); the chunks go to ``got`` when verifying."""
     received = 0
     while True:
@@ -271,15 +271,15 @@ class PyOpenSSLTransfer(_PyOpenSSLPairTransfer):
         received = 0
         for _ in range(self.writes):
             wire, done = [], 0
-            while done < length:  # TLSMemoryBIOProtocol._write + _flushSendBIO
+            while done < length:  # Twisted's TLS write, then its send-BIO flush
                 done += client.send(message[done:done + 16384])
                 try:
                     wire.append(client.bio_read(32768))
                 except WantReadError:
                     pass
-            server.bio_write(b"".join(wire))  # dataReceived -> _flushReceiveBIO
+            server.bio_write(b"".join(wire))  # dataReceived -> its receive loop
             received += _read_all(server.recv, WantReadError, got)
-            try:  # _flushSendBIO after the receive loop
+            try:  # the send-BIO flush after the receive loop
                 server.bio_read(32768)
             except WantReadError:
                 pass

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tlsfast._foreign.profilenames import PHASE_RULES
+
 PHASES = ("accept/connect", "setup", "handshake+records", "callbacks", "close", "reactor/other")
 OTHER = "reactor/other"
 
@@ -26,56 +28,20 @@ OTHER = "reactor/other"
 # and __qualname__ (the file column then holds the module).
 RULES: dict[tuple[str, str], str] = {
     # accept (server side) and connect (client side, proxy -> backend)
-    ("internet/tcp.py", "Port.doRead"): "accept/connect",
-    ("internet/tcp.py", "BaseClient.doConnect"): "accept/connect",
-    ("internet/tcp.py", "BaseClient.createInternetSocket"): "accept/connect",
-    ("internet/tcp.py", "Client.__init__"): "accept/connect",
-    ("internet/tcp.py", "BaseClient._finishInit"): "accept/connect",
-    ("internet/tcp.py", "Connector.__init__"): "accept/connect",
-    ("internet/base.py", "BaseConnector.connect"): "accept/connect",
-    ("internet/posixbase.py", "PosixReactorBase.connectTCP"): "accept/connect",
-    ("internet/posixbase.py", "PosixReactorBase.connectSSL"): "accept/connect",
     ("proxy/_relay.py", "Listener.buildProtocol"): "accept/connect",
     ("proxy/_relay.py", "Frontend._dial"): "accept/connect",
     ("proxy/_relay.py", "_BackendFactory.buildProtocol"): "accept/connect",
     ("proxy/_relay.py", "Backend.connectionMade"): "accept/connect",
     # the SSL object, its BIOs, the engine and the TLS protocol around them
-    ("protocols/tls.py", "TLSMemoryBIOProtocol.makeConnection"): "setup",
-    ("protocols/tls.py", "TLSMemoryBIOFactory.buildProtocol"): "setup",
-    ("_foreign/twistedtls.py", "TLSMemoryBIOProtocol.makeConnection"): "setup",
-    ("_foreign/twistedtls.py", "engineFor"): "setup",
-    ("internet/_sslverify.py", "OpenSSLCertificateOptions.getContext"): "setup",
-    ("internet/_sslverify.py", "ClientTLSOptions.clientConnectionForTLS"): "setup",
-    ("internet/_sslverify.py", "OpenSSLCertificateOptions.serverConnectionForTLS"): "setup",
-    ("internet/_sslverify.py", "OpenSSLCertificateOptions.clientConnectionForTLS"): "setup",
-    ("OpenSSL/SSL.py", "Connection.__init__"): "setup",
     ("options/_server.py", "ServerOptions.serverConnectionForTLS"): "setup",
     ("options/_client.py", "ClientOptions.clientConnectionForTLS"): "setup",
     ("proxy/_relay.py", "_CurrentServerOptions.serverConnectionForTLS"): "setup",
     # the handshake and the TLS record paths
-    ("protocols/tls.py", "TLSMemoryBIOProtocol._checkHandshakeStatus"): "handshake+records",
-    ("protocols/tls.py", "TLSMemoryBIOProtocol.dataReceived"): "handshake+records",
-    ("protocols/tls.py", "TLSMemoryBIOProtocol._write"): "handshake+records",
-    ("protocols/tls.py", "TLSMemoryBIOProtocol.write"): "handshake+records",
-    ("_foreign/twistedtls.py", "TLSMemoryBIOProtocol._checkHandshakeStatus"): "handshake+records",
-    ("_foreign/twistedtls.py", "TLSMemoryBIOProtocol.dataReceived"): "handshake+records",
-    ("_foreign/twistedtls.py", "TLSMemoryBIOProtocol._write"): "handshake+records",
-    ("OpenSSL/SSL.py", "Connection.do_handshake"): "handshake+records",
     ("tlsfast._engine", "TLSEngine.do_handshake"): "handshake+records",
     # Python called back: OpenSSL's info/ALPN/SNI/verify callbacks, the
     # application's (and the proxy relay's) protocol methods
-    ("OpenSSL/SSL.py", "_InfoCallbackHelper.__init__.<locals>.wrapper"): "callbacks",
-    ("OpenSSL/SSL.py", "_VerifyHelper.__init__.<locals>.wrapper"): "callbacks",
-    ("OpenSSL/SSL.py", "_ALPNSelectHelper.__init__.<locals>.wrapper"): "callbacks",
-    ("OpenSSL/SSL.py", "Context.set_tlsext_servername_callback.<locals>.wrapper"): "callbacks",
-    ("internet/_sslverify.py", "_verifyCB.<locals>.verifyCallback"): "callbacks",
-    ("_foreign/pyopenssl.py", "installFilteredInfoCallback.<locals>.filtered"): "callbacks",
     ("options/_monitor.py", "Monitor._infoCallback"): "callbacks",
     ("options/_monitor.py", "_countRecord"): "callbacks",
-    ("protocols/tls.py", "TLSMemoryBIOProtocol._handshakeDone"): "callbacks",
-    ("_foreign/twistedtls.py", "TLSMemoryBIOProtocol._handshakeCompleted"): "callbacks",
-    ("_foreign/twistedtls.py", "TLSMemoryBIOProtocol._deliverToApplication"): "callbacks",
-    ("protocols/tls.py", "TLSMemoryBIOProtocol._flushReceiveBIO"): "callbacks",
     ("bench/server.py", "_twisted_server.<locals>.Echo.connectionMade"): "callbacks",
     ("bench/server.py", "_twisted_server.<locals>.Echo.dataReceived"): "callbacks",
     ("bench/handshake_client.py", "_OneByte.connectionMade"): "callbacks",
@@ -85,22 +51,14 @@ RULES: dict[tuple[str, str], str] = {
     ("proxy/_relay.py", "Backend.dataReceived"): "callbacks",
     ("proxy/_relay.py", "TLSFrontend.handshakeCompleted"): "callbacks",
     # teardown
-    ("internet/tcp.py", "Connection.connectionLost"): "close",
-    ("internet/tcp.py", "Connection.readConnectionLost"): "close",
-    ("internet/tcp.py", "BaseClient.connectionLost"): "close",
-    ("internet/abstract.py", "FileDescriptor.loseConnection"): "close",
-    ("internet/posixbase.py", "_DisconnectSelectableMixin._disconnectSelectable"): "close",
-    ("protocols/tls.py", "TLSMemoryBIOProtocol.loseConnection"): "close",
-    ("protocols/tls.py", "TLSMemoryBIOProtocol._shutdownTLS"): "close",
-    ("protocols/tls.py", "TLSMemoryBIOProtocol.connectionLost"): "close",
-    ("_foreign/twistedtls.py", "TLSMemoryBIOProtocol.connectionLost"): "close",
-    ("OpenSSL/SSL.py", "Connection.shutdown"): "close",
     ("tlsfast._engine", "TLSEngine.shutdown"): "close",
     ("proxy/_relay.py", "Frontend.connectionLost"): "close",
     ("proxy/_relay.py", "Backend.connectionLost"): "close",
     ("proxy/_relay.py", "Frontend._finish"): "close",
     ("proxy/_relay.py", "_Side._close"): "close",
     ("bench/handshake_client.py", "_OneByte.connectionLost"): "close",
+    # Twisted's, pyOpenSSL's and the seam's functions (their names are private)
+    **PHASE_RULES,
 }
 
 
