@@ -34,9 +34,9 @@ def test_assigning_to_a_config_raises(pems):
     with pytest.raises(AttributeError):  # slots: no undeclared attribute either
         object.__setattr__(listener, "somethingElse", 1)
     with pytest.raises(TypeError):  # its tables are read-only too
-        listener.routes["b.example"] = "127.0.0.1:11"  # type: ignore[index]
+        listener.routes["b.example"] = "127.0.0.1:11"  # type: ignore[index]  # read-only on purpose: the assignment must raise
     with pytest.raises(TypeError):
-        listener.alpnRouteAddresses["h2"] = ("127.0.0.1", 1)  # type: ignore[index]
+        listener.alpnRouteAddresses["h2"] = ("127.0.0.1", 1)  # type: ignore[index]  # read-only on purpose: the assignment must raise
     assert isinstance(config.listeners, tuple) and isinstance(listener.alpn, str)
 
 

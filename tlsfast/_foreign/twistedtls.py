@@ -203,9 +203,9 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
     _established = None
     # (mypy: descriptors standing in for Twisted's plain flags; reads still
     # give the flag's value, from the instance.)
-    _aborted = _EndsEstablished("_aborted")  # type: ignore[assignment]
-    _lostTLSConnection = _EndsEstablished("_lostTLSConnection")  # type: ignore[assignment]
-    disconnecting = _EndsEstablished("disconnecting")  # type: ignore[assignment]
+    _aborted = _EndsEstablished("_aborted")  # type: ignore[assignment]  # a descriptor over the base class's plain bool
+    _lostTLSConnection = _EndsEstablished("_lostTLSConnection")  # type: ignore[assignment]  # a descriptor over the base class's plain bool
+    disconnecting = _EndsEstablished("disconnecting")  # type: ignore[assignment]  # a descriptor over the base class's plain bool
 
     def __init__(self, factory, wrappedProtocol, _connectWrapped=True):
         StockTLSMemoryBIOProtocol.__init__(self, factory, wrappedProtocol, _connectWrapped)
