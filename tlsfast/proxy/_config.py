@@ -327,9 +327,9 @@ class ListenerConfig:
         return policy, checked
 
 
-def settingsOf(config: object) -> dict[str, object]:
+def settingsOf(config: ListenerConfig | ProxyConfig) -> dict[str, object]:
     """The settings of a configuration object (its fields that are neither derived nor sub-configurations)."""
-    return {f.name: getattr(config, f.name) for f in fields(config)  # type: ignore[arg-type]
+    return {f.name: getattr(config, f.name) for f in fields(config)
             if not f.metadata.get("derived") and f.name != "listeners"}
 
 
