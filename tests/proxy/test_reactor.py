@@ -12,32 +12,11 @@ from twisted.logger import Logger as TwistedLogger
 from twisted.python.failure import Failure
 
 from tests.proxy.helpers import clientContext, connect, echo, echoRoundTrip
+from tests.twisted.test_epollreactor import PipeReader
 from tlsfast.proxy import _reactor
 from tlsfast.proxy._log import Logger, twistedObserver
 
 needsReactor = pytest.mark.skipif(not _reactor.AVAILABLE, reason="this Twisted's epoll reactor differs")
-
-
-class PipeReader:
-    """A readable end of a pipe as a reactor selectable."""
-
-    def __init__(self, fd, fail=False):
-        self.fd, self.fail, self.reads, self.lost = fd, fail, 0, None
-
-    def fileno(self):
-        return self.fd
-
-    def logPrefix(self):
-        return "PipeReader"
-
-    def doRead(self):
-        os.read(self.fd, 100)
-        self.reads += 1
-        if self.fail:
-            raise ValueError("bug in a handler")
-
-    def connectionLost(self, reason):
-        self.lost = reason
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from tlsfast.twisted import epollreactor
 
 
 class PipeReader:
+    """A readable end of a pipe as a reactor selectable (a handler can be made to fail)."""
+
     def __init__(self, fd, fail=False):
         self.fd, self.fail, self.reads, self.lost = fd, fail, 0, None
 
