@@ -502,21 +502,27 @@ class Run:
         command += self._tls_arguments(server.stack)
         if server.stack == TARGET and scenario == "handshake":
             command.append("--no-echo")  # any TLS server, not only an echo server
-        process = _spawn(command, self.env, self.client_core, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-        try:
-            out, err = process.communicate(timeout=self.settings.seconds * 20 + 120)
-        finally:
-            _reap(process)
-        if process.returncode:
-            tail = (err.strip().splitlines() or ["no output"])[-1]
+        result, tail = self._measure(command, self.client_core)
+        if tail is not None:
             if "SSLError" in tail:
                 import ssl
 
                 tail += (f" (the load generator uses the system {ssl.OPENSSL_VERSION}: does it support "
                          f"{self.params.label()}?)")
             raise BenchError(f"{scenario} client against {server.stack} failed: {tail}")
-        return json.loads(out.strip().splitlines()[-1])
+        return result
+
+    def _measure(self, command: list[str], core: int | None) -> tuple[dict, str | None]:
+        """Run a measuring child pinned to ``core``: (the JSON of its last
+        stdout line, None), or ({}, its last stderr line) when it failed."""
+        process = _spawn(command, self.env, core, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = process.communicate(timeout=self.settings.seconds * 20 + 120)
+        finally:
+            _reap(process)
+        if process.returncode:
+            return {}, (err.strip().splitlines() or ["no output"])[-1]
+        return json.loads(out.strip().splitlines()[-1]), None
 
     def _tls_arguments(self, stack: str) -> list[str]:
         """The load generator's TLS options against ``stack``'s server."""
@@ -682,16 +688,10 @@ class Run:
         command = [sys.executable, "-m", "tlsfast.bench.handshake_client", "--stack", stack,
                    "--port", str(server.port), "--ca", os.path.join(self.directory, "ca.pem"),
                    *arguments, *self.params.arguments()]
-        process = _spawn(command, self.env, self.server_core, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-        try:
-            out, err = process.communicate(timeout=self.settings.seconds * 20 + 120)
-        finally:
-            _reap(process)
-        if process.returncode:
-            tail = (err.strip().splitlines() or ["no output"])[-1]
+        result, tail = self._measure(command, self.server_core)
+        if tail is not None:
             raise BenchError(f"handshake-client: the {stack} client failed: {tail}")
-        return json.loads(out.strip().splitlines()[-1])
+        return result
 
     def _engine(self) -> None:
         s = self.settings
