@@ -310,8 +310,11 @@ def _setTicketCount(context: SSL.Context, count: int) -> None:
     """
     Make C{context} send C{count} TLS 1.3 tickets per handshake, where the
     count can be set; elsewhere OpenSSL's default stays (an explicit count
-    was refused by L{_ticketsPerHandshake}).
+    was refused by L{_ticketsPerHandshake}).  OpenSSL's own default needs
+    no call, nor the symbol-table lookup behind L{ticketControl}.
     """
+    if count == OPENSSL_DEFAULT_TICKETS:
+        return
     control = ticketControl()
     if control is not None:
         control.setCount(context, count)
