@@ -8,7 +8,7 @@ STAMP := $(VENV)/.tlsfast-installed
 
 .PHONY: bench bench-engine bench-report bench-loopback bench-proxy bench-breakdown docs lint test test-matrix test-twisted asan fuzz dist clean
 
-$(STAMP): pyproject.toml setup.py tlsfast/_openssl_spec.py $(wildcard _ext/*.pyx _ext/*.pxd)
+$(STAMP): pyproject.toml setup.py tlsfast/_openssl_spec.py $(wildcard _ext/*.pyx _ext/*.pxd) _ext/record_loop.pxi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# build-system.requires too: `pip install -e . --no-build-isolation` then rebuilds the engine in place

@@ -558,16 +558,20 @@ cdef class TLSEngine:
         collected by outgoing().
         """
         cdef Py_buffer view
-        cdef bint acquired
+        cdef bint acquired = _get_input(ciphertext, &view)
+        try:
+            return self._receive(<const char*>view.buf, view.len)
+        finally:
+            if acquired:
+                PyBuffer_Release(&view)
+
+    @cython.final
+    cdef object _receive(self, const char* data, Py_ssize_t length):
+        """receive() of ``length`` bytes at ``data`` (also the record loop's)."""
         _enter(self._busy, "receive()", True)
         try:
             self._raise_deferred()
-            acquired = _get_input(ciphertext, &view)
-            try:
-                self._feed(<const char*>view.buf, view.len)
-            finally:
-                if acquired:
-                    PyBuffer_Release(&view)
+            self._feed(data, length)
             if not self._handshake_done and not self._handshake():
                 return _EMPTY
             plaintext = self._read_plaintext()
@@ -697,6 +701,22 @@ cdef class TLSEngine:
         finally:
             _leave(self._busy)
 
+    @cython.final
+    cdef int _encrypt(self, bytes plaintext) except -1:
+        """
+        send() of at most WRITE_ROUND bytes that leaves the ciphertext in the
+        wbio, for the record loop to send with what else is queued.
+        """
+        _enter(self._busy, "send()", False)
+        try:
+            if not self._handshake_done or self._unsent:
+                if len(plaintext):
+                    self._keep_unsent(plaintext)
+                return 0
+            return self._write_all(plaintext)
+        finally:
+            _leave(self._busy)
+
     def outgoing(self):
         """Return (and consume) all ciphertext OpenSSL has queued for the peer."""
         _check_read(self._busy, "outgoing()", True)
@@ -812,6 +832,12 @@ cdef class TLSEngine:
             return rc > 0
         finally:
             _leave(self._busy)
+
+
+# ---------------------------------------------------------------------------
+# The established connection's loop: socket -> engine -> application -> socket.
+
+include "record_loop.pxi"
 
 
 # ---------------------------------------------------------------------------

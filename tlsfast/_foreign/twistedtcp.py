@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import abstract, tcp
+from twisted.internet import abstract, main, tcp
 
 from tlsfast._foreign import TWISTED_TESTED, Surface, missingAssignments, missingAttributes, missingParameters
 
@@ -37,7 +37,9 @@ def check() -> Surface:
     """Check the names this module uses (at import: L{SURFACE})."""
     return Surface("twisted.internet.tcp write queue", "Twisted", TWISTED_TESTED).require(
         missingAttributes(StockServer, ("dataBuffer", "offset", "_writeDisconnecting", "disconnecting", "connected",
-                                        "_aborting")),
+                                        "_aborting", "bufferSize", "TLS")),
+        missingParameters(tcp.Connection, "doRead", ("self",)),
+        missingAttributes(main, ("CONNECTION_DONE", "CONNECTION_LOST")),
         missingAssignments(abstract.FileDescriptor.__init__, ("_tempDataBuffer",)),
         missingParameters(tcp.Connector, "_makeTransport", ("self",)),
         [] if tcp.Port.transport in (StockServer, EagerServer) else ["tcp.Port.transport is not tcp.Server"],
@@ -79,6 +81,33 @@ class EagerConnector(tcp.Connector):
 
 
 SURFACE = check()
+
+# How tlsfast._engine.RecordLoop tells that a TCP transport's write queue is
+# empty, so that it may send() at once: each WRITABLE attribute true, each
+# QUEUED attribute false, and len(dataBuffer) == offset (as _EagerWrite.write).
+WRITABLE = ("connected",)
+QUEUED = ("_tempDataBuffer", "disconnecting", "_writeDisconnecting", "_aborting")
+
+
+def attachRecordLoop(transport: Any, protocol: object, loop: Any) -> bool:
+    """
+    Let C{loop} (a L{tlsfast._engine.RecordLoop}) read C{transport}'s socket
+    and write to it while its queue is empty: it becomes the transport's
+    C{doRead}.  Only for a C{twisted.internet.tcp} connection whose protocol
+    is C{protocol} and whose C{doRead} is Twisted's (no TLS of its own, no
+    override).
+
+    @return: whether it did.
+    """
+    if (not SURFACE.usable or not isinstance(transport, tcp.Connection)
+            or type(transport).doRead is not tcp.Connection.doRead
+            or "doRead" in transport.__dict__ or transport.TLS
+            or getattr(transport, "protocol", None) is not protocol):
+        return False
+    loop.use_socket(transport, transport.fileno(), transport.bufferSize, WRITABLE, QUEUED,
+                    "dataBuffer", "offset", main.CONNECTION_DONE, main.CONNECTION_LOST)
+    transport.doRead = loop.doRead
+    return True
 
 
 def connectTCP(reactor: Any, host: str, port: int, factory: Any, timeout: float = 30,

@@ -88,8 +88,12 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
 from tlsfast import ACCELERATED, TLSEngine
+from tlsfast._foreign import twistedtcp
 from tlsfast._foreign import TWISTED_TESTED, Surface, missingAssignments, missingAttributes, missingParameters
 from tlsfast._foreign.pyopenssl import textToBytes
+
+if ACCELERATED:
+    from tlsfast._engine import RecordLoop
 
 # Captured at import, before install() can rebind the names in
 # twisted.protocols.tls.
@@ -196,6 +200,8 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
 
     _engine = None
     _connection = None
+    # The RecordLoop (BufferingTLSTransport's aggregator and record loop), or None.
+    _loop: Any = None
     # The record path's state, explicit: the engine while the connection is
     # established (handshake done; not aborted, lost or closing), when a
     # record goes straight through it; None in every other state, where the
@@ -213,8 +219,6 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         for flag in (TLSMemoryBIOProtocol._aborted, TLSMemoryBIOProtocol._lostTLSConnection,
                      TLSMemoryBIOProtocol.disconnecting):
             state.setdefault(flag.name, flag.default)
-    # Does _deliverToApplication do more than call the application?
-    _gathersReplies = False
     _observers: tuple[TLSConnectionObserver, ...] = ()
 
     def addConnectionObserver(self, observer: TLSConnectionObserver) -> None:
@@ -245,6 +249,22 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         engine = self._engine
         if engine is not None and engine.connection is not connection:
             self._engine = self._established = None
+            self._bindLoop()
+
+    def _bindLoop(self) -> None:
+        """Point the record loop (if any) at the current engine, or unbind it."""
+        loop = self._loop
+        if loop is not None:
+            loop.bind(self._engine, self, Error, self._loopReceiveFailed, self._loopSendFailed,
+                      self._deliverGeneral)
+
+    def _loopReceiveFailed(self):
+        """The record loop's C{engine.receive()} raised (called in its except block)."""
+        self._receiveFailed(Failure())
+
+    def _loopSendFailed(self):
+        """The record loop's encryption raised (called in its except block)."""
+        self._tlsShutdownFinished(Failure())
 
     # -- connection setup ---------------------------------------------------
 
@@ -259,6 +279,9 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         self._tlsConnection = connection
         self._engine = engineFor(connection)
         self._appSendBuffer = []
+        self._bindLoop()
+        if self._loop is not None and self._engine is not None:
+            twistedtcp.attachRecordLoop(transport, self, self._loop)
 
         # Provide the interfaces of the wrapped transport, ending in the same
         # state as stock Twisted, with fewer (slow) zope calls: stock calls
@@ -347,13 +370,9 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
             # established state.)
             if (plaintext and engine.deferred_error is None and self._established is not None
                     and not self._appSendBuffer):
-                if self._gathersReplies:
-                    flushed = self._deliverToApplication(plaintext)
-                else:
-                    # (_deliverToApplication, inlined: one frame less per record)
-                    self.wrappedProtocol.dataReceived(plaintext)
-                    flushed = False
-                if not flushed and self._engine is not None:
+                # (_deliverToApplication, inlined: one frame less per record)
+                self.wrappedProtocol.dataReceived(plaintext)
+                if self._engine is not None:
                     # (None if the application lost the connection synchronously.)
                     ciphertext = engine.outgoing()
                     if ciphertext:
@@ -377,6 +396,13 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
                     self._flushSendBIO()
                     return
                 self._handshakeCompleted()
+        self._deliverGeneral(plaintext)
+
+    def _deliverGeneral(self, plaintext):
+        """
+        Deliver what C{engine.receive()} returned, in any state: send what
+        waited for the handshake first, and handle an error the engine kept.
+        """
         if self._appSendBuffer:
             self._unbufferPendingWrites()
         self._deliver(plaintext)
@@ -491,9 +517,11 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         self._reason = None
         self.connected = False
         ProtocolWrapper.connectionLost(self, reason)
-        # Break the cycle protocol -> engine -> Connection -> app data.
+        # Break the cycles protocol -> engine -> Connection -> app data and
+        # protocol -> loop -> protocol.
         self._tlsConnection = None
         self._engine = None
+        self._bindLoop()
 
     # -- outgoing -----------------------------------------------------------
 
@@ -572,20 +600,35 @@ class BufferingTLSTransport(StockBufferingTLSTransport, TLSMemoryBIOProtocol):
     L{twisted.protocols.tls.BufferingTLSTransport} (small writes aggregated
     and written at the next reactor iteration) over the tlsfast record path.
 
+    Its aggregator is a L{tlsfast._engine.RecordLoop}: Twisted's
+    aggregator contract, plus the established connection's loop in compiled
+    code.  Replies the application writes from inside C{dataReceived} are
+    encrypted and sent as soon as it returns, in one engine call, instead of
+    one reactor iteration later (stock): the read event that brought the
+    request also sends the response.  Over a TCP socket the loop also does
+    the reading (L{twistedtcp.attachRecordLoop}).
+
     Method resolution order: Twisted's buffering layer first, then our record
     path, then Twisted's L{TLSMemoryBIOProtocol}; so the aggregator's
-    C{super().write} lands in the stock C{write}, which calls our C{_write}.
+    flush lands in the stock C{write}, which calls our C{_write}.
     """
-
-    _gathersReplies = True
 
     def __init__(self, factory, wrappedProtocol, _connectWrapped=True):
         StockBufferingTLSTransport.__init__(self, factory, wrappedProtocol, _connectWrapped)
-        if not SURFACE.usable:
+        if not SURFACE.usable or not ACCELERATED:
             return
         stock = self._aggregator
-        self._aggregator = _DeliveryAwareAggregator(stock._write, stock._clock)
+        self._loop = self._aggregator = RecordLoop(stock._write, stock._clock, stock.MAX_BUFFER_SIZE)
         self.write = self._aggregator.write
+
+    def dataReceived(self, data):
+        """
+        Established: the record loop's one call.  Otherwise (and for
+        non-bytes data) the general path.
+        """
+        loop = self._loop
+        if loop is None or type(data) is not bytes or not loop.receive(data):
+            TLSMemoryBIOProtocol.dataReceived(self, data)
 
     def writeNow(self, data):
         """
@@ -599,58 +642,10 @@ class BufferingTLSTransport(StockBufferingTLSTransport, TLSMemoryBIOProtocol):
         TLSMemoryBIOProtocol.write(self, data)  # the unaggregated write: close and producer checks
 
     def _deliverToApplication(self, plaintext):
-        """
-        Replies the application writes from inside C{dataReceived} are
-        encrypted and sent as soon as it returns, in one engine call, instead
-        of one reactor iteration later (stock): the read event that brought
-        the request also sends the response.
-        """
-        aggregator = self._aggregator
-        aggregator.delivering = True
-        try:
-            self.wrappedProtocol.dataReceived(plaintext)
-        finally:
-            aggregator.delivering = False
-        # The hot path of a request/response server: the flush is inlined
-        # (stock: flush -> write -> _write, one reactor iteration later).
-        buffered = aggregator._buffer
-        if not buffered:
-            return False
-        data = buffered[0] if len(buffered) == 1 else b"".join(buffered)
-        aggregator.discard()
-        if self.disconnecting and self._producer is None:
-            return False  # as stock write(): dropped after loseConnection
-        self._write(data)
-        return True
-
-
-class _DeliveryAwareAggregator(_stock._AggregateSmallWrites):
-    """
-    Twisted's small-write aggregator, which does not schedule a flush for
-    writes made while C{delivering} (the transport flushes right after).
-    """
-
-    delivering = False
-
-    def write(self, data):
-        if self.delivering:
-            self._buffer.append(data + b"")  # (copies a bytearray, as stock)
-            self._bufferLeft -= len(data)
-            if self._bufferLeft < 0:
-                self.flush()
-            return
-        _stock._AggregateSmallWrites.write(self, data)
-
-    def discard(self):
-        """
-        Forget the buffered writes (the transport has taken them) and any
-        flush scheduled for them.
-        """
-        if self._scheduled is not None:
-            self._scheduled.cancel()
-            self._scheduled = None
-        self._buffer = []
-        self._bufferLeft = self.MAX_BUFFER_SIZE
+        loop = self._loop
+        if loop is None:
+            return TLSMemoryBIOProtocol._deliverToApplication(self, plaintext)
+        return loop.deliver(plaintext)
 
 
 class TLSMemoryBIOFactory(StockTLSMemoryBIOFactory):

@@ -1,0 +1,321 @@
+# Included by _engine.pyx: the established connection's record loop.
+#
+# Theory of operation
+# -------------------
+# A RecordLoop serves one Twisted TLS protocol (tlsfast's
+# BufferingTLSTransport, in tlsfast._foreign.twistedtls).  It is two things:
+#
+# 1. The protocol's small-write aggregator: Twisted's _AggregateSmallWrites
+#    contract (write / flush / close; writes outside a delivery are joined and
+#    written at the next reactor turn, or at once past max_buffer bytes).
+#
+# 2. The established connection's loop.  Given the socket (use_socket(), by
+#    the seam module tlsfast._foreign.twistedtcp, which also makes doRead()
+#    the TCP transport's), one read event runs in C:
+#
+#        recv() into a reusable buffer -> BIO_write -> SSL_read (the engine)
+#        -> the application's dataReceived(plaintext)     (one Python call)
+#        -> what it wrote meanwhile: joined, SSL_write into the wbio
+#        -> BIO_read -> send() on the socket
+#
+#    Writes made during the delivery are only buffered; they are encrypted
+#    and sent when dataReceived returns: no aggregator flush, callLater(0) or
+#    extra reactor turn.  Ciphertext goes straight to the socket only while
+#    the TCP transport's own write queue is empty (the probe names, from the
+#    seam, say how to tell); otherwise, and for whatever the kernel does not
+#    take, it is handed to transport.write(), so order, back-pressure and
+#    close stay Twisted's.
+#
+# The loop owns no connection state.  "Established" is the protocol's
+# _established attribute (the engine while the handshake is done and no
+# close, abort or loss has begun; None otherwise).  Every read event, and
+# every state the loop does not handle, goes to the protocol's Python code:
+#
+#     not established          -> protocol.dataReceived(bytes)  (general path)
+#     engine raised error_type -> receive_failed() / send_failed(), called
+#                                 inside the except block (Failure() works)
+#     error kept back, or the state changed during receive
+#                              -> deliver_general(plaintext)
+#
+# The recv buffer is shared by all loops: it is only used between recv() and
+# the copy into the rbio (or into a bytes object), with no Python code in
+# between, so a delivery that runs another loop cannot clobber it.  The same
+# holds for the send buffer, between BIO_read and send().
+
+cdef extern from "errno.h" nogil:
+    int EAGAIN
+    int EWOULDBLOCK
+    int EINTR
+
+cdef extern from "sys/socket.h" nogil:
+    ssize_t recv(int fd, void* buffer, size_t length, int flags)
+    ssize_t send(int fd, const void* buffer, size_t length, int flags)
+    int MSG_NOSIGNAL
+
+DEF IO_BUFFER = 256 * 1024
+cdef char _recv_buffer[IO_BUFFER]
+cdef char _send_buffer[IO_BUFFER]
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class RecordLoop:
+    """
+    The record loop and small-write aggregator of one TLS protocol (the
+    module comment above).  Python code reaches it through Twisted's
+    aggregator interface (write, flush, close), bind(), use_socket(),
+    release_socket(), receive() and deliver().
+    """
+    # aggregator
+    cdef object sink                # the unaggregated write (Twisted's write)
+    cdef object clock               # IReactorTime for the next-turn flush
+    cdef Py_ssize_t max_buffer
+    cdef list buffered              # plaintext written, not yet encrypted
+    cdef Py_ssize_t buffered_size
+    cdef object scheduled           # the IDelayedCall of the flush, or None
+    cdef bint delivering            # inside the application's dataReceived
+    # the connection
+    cdef TLSEngine engine           # None until bind()
+    cdef object protocol
+    cdef object error_type          # what the engine raises (OpenSSL.SSL.Error)
+    cdef object receive_failed      # cold-path callbacks into the protocol
+    cdef object send_failed
+    cdef object deliver_general
+    # the socket (use_socket)
+    cdef int fd                     # -1: none; ciphertext goes to transport.write
+    cdef object transport
+    cdef Py_ssize_t read_size
+    cdef tuple writable_names       # each true on the transport: may send now
+    cdef tuple queued_names         # each false on the transport: may send now
+    cdef str buffer_name            # ... and len(buffer) == offset
+    cdef str offset_name
+    cdef object done                # doRead's results for EOF and a failed recv
+    cdef object lost
+
+    def __init__(self, sink, clock, Py_ssize_t max_buffer):
+        self.sink = sink
+        self.clock = clock
+        self.max_buffer = max_buffer
+        self.buffered = []
+        self.scheduled = None
+        self.fd = -1
+
+    # -- Twisted's aggregator interface -------------------------------------
+
+    def write(self, data):
+        """Buffer ``data`` (Twisted's _AggregateSmallWrites.write)."""
+        if not PyBytes_CheckExact(data):
+            data = data + b""       # as Twisted: copies a bytearray, refuses str
+        self.buffered.append(data)
+        self.buffered_size += len(data)
+        if self.buffered_size > self.max_buffer:
+            self.flush()
+            return
+        if self.delivering or self.scheduled is not None:
+            return                  # flushed when the delivery returns / scheduled
+        self.scheduled = self.clock.callLater(0, self.scheduled_flush)
+
+    def scheduled_flush(self):
+        """The next-turn flush."""
+        self.scheduled = None
+        self.flush()
+
+    def flush(self):
+        """Write everything buffered now, through the unaggregated write."""
+        data = self._take_buffered()
+        if data is not None:
+            self.sink(data)
+
+    def close(self):
+        """The connection is lost: flush, and schedule nothing more."""
+        if self.scheduled is not None:
+            self.scheduled.cancel()
+        self.scheduled_flush()
+
+    cdef object _take_buffered(self):
+        """Everything buffered, joined (None if nothing), and the buffer emptied."""
+        buffered = self.buffered
+        if not buffered:
+            return None
+        data = buffered[0] if len(buffered) == 1 else _EMPTY.join(buffered)
+        self.buffered = []
+        self.buffered_size = 0
+        return data
+
+    # -- binding ------------------------------------------------------------
+
+    def bind(self, TLSEngine engine, protocol, error_type, receive_failed, send_failed,
+             deliver_general):
+        """
+        Serve ``protocol``, whose connection ``engine`` drives.  With engine
+        None, forget the protocol and the socket (the connection is gone or
+        no longer driven by an engine): the loop is then only an aggregator.
+        """
+        if engine is None:
+            protocol = error_type = receive_failed = send_failed = deliver_general = None
+            self.release_socket()
+        self.engine = engine
+        self.protocol = protocol
+        self.error_type = error_type
+        self.receive_failed = receive_failed
+        self.send_failed = send_failed
+        self.deliver_general = deliver_general
+
+    def use_socket(self, transport, int fd, Py_ssize_t read_size, tuple writable_names,
+                   tuple queued_names, str buffer_name, str offset_name, done, lost):
+        """
+        Read and write ``fd``, the socket of ``transport`` (a TCP transport
+        whose doRead is now this loop's): recv() up to ``read_size`` bytes per
+        read event, answer EOF with ``done`` and a failed recv() with
+        ``lost``, and send() directly while the probe names say the
+        transport's write queue is empty (module comment).
+        """
+        if fd < 0 or read_size <= 0:
+            raise ValueError(f"bad socket {fd} or read size {read_size}")
+        self.transport = transport
+        self.fd = fd
+        self.read_size = read_size if read_size < IO_BUFFER else IO_BUFFER
+        self.writable_names = writable_names
+        self.queued_names = queued_names
+        self.buffer_name = buffer_name
+        self.offset_name = offset_name
+        self.done = done
+        self.lost = lost
+
+    def release_socket(self):
+        """Stop using the socket (the transport is gone or going)."""
+        self.fd = -1
+        self.transport = None
+
+    # -- the loop -----------------------------------------------------------
+
+    def doRead(self):
+        """The TCP transport's doRead (Twisted's contract: None, or why it ended)."""
+        cdef ssize_t n
+        if self.fd < 0:
+            return None
+        while True:
+            n = recv(self.fd, _recv_buffer, <size_t>self.read_size, 0)
+            if n >= 0:
+                break
+            if errno == EINTR:
+                continue
+            if errno == EAGAIN or errno == EWOULDBLOCK:
+                return None
+            return self.lost
+        if n == 0:
+            return self.done
+        self._ciphertext_in(_recv_buffer, n)
+        return None
+
+    def receive(self, bytes data):
+        """
+        Ciphertext from a transport that is not this loop's socket.  Returns
+        False, having done nothing, when the connection is not established
+        (then the protocol's general path must take ``data``).
+        """
+        if self.engine is None or self.protocol._established is not self.engine:
+            return False
+        self._ciphertext_in(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        return True
+
+    def deliver(self, plaintext):
+        """
+        Give ``plaintext`` to the application, then encrypt and send what it
+        wrote meanwhile and whatever else OpenSSL queued.  Returns True.
+        """
+        self._deliver(plaintext)
+        return True
+
+    cdef int _ciphertext_in(self, const char* data, Py_ssize_t length) except -1:
+        engine = self.engine
+        protocol = self.protocol
+        if engine is None or protocol._established is not engine:
+            protocol.dataReceived(PyBytes_FromStringAndSize(data, length))
+            return 0
+        try:
+            plaintext = engine._receive(data, length)
+        except BaseException as error:
+            if not isinstance(error, self.error_type):
+                raise
+            self.receive_failed()
+            return 0
+        if engine._deferred_error is not None or protocol._established is not engine:
+            self.deliver_general(plaintext)
+        elif PyBytes_GET_SIZE(plaintext):
+            self._deliver(plaintext)
+        else:
+            self._send_outgoing()
+        return 0
+
+    cdef int _deliver(self, plaintext) except -1:
+        engine = self.engine
+        protocol = self.protocol
+        self.delivering = True
+        try:
+            protocol.wrappedProtocol.dataReceived(plaintext)
+        finally:
+            self.delivering = False
+        if self.buffered:
+            if self.scheduled is not None:
+                self.scheduled.cancel()
+                self.scheduled = None
+            data = self._take_buffered()
+            if (engine is not None and protocol._established is engine
+                    and PyBytes_CheckExact(data) and PyBytes_GET_SIZE(data) <= WRITE_ROUND):
+                try:
+                    engine._encrypt(data)
+                except BaseException as error:
+                    if not isinstance(error, self.error_type):
+                        raise
+                    self.send_failed()
+                    return 0
+            else:
+                self.sink(data)     # the general write: close, producer and state checks
+        if engine is not None and protocol._engine is engine:
+            # (not if the application lost the connection synchronously)
+            self._send_outgoing()
+        return 0
+
+    cdef int _send_outgoing(self) except -1:
+        """Send what the wbio holds: to the socket if nothing is queued before it."""
+        cdef TLSEngine engine = self.engine
+        _check_read(engine._busy, "outgoing()", True)
+        cdef Py_ssize_t pending = _mem_pending(engine._wbio)
+        if pending == 0:
+            return 0
+        if self.fd < 0 or not self._queue_empty():
+            transport = self.transport if self.fd >= 0 else self.protocol.transport
+            transport.write(engine._take_outgoing())
+            return 0
+        cdef Py_ssize_t chunk, offset
+        cdef ssize_t sent
+        while pending > 0:
+            chunk = engine._drain(_send_buffer, pending if pending < IO_BUFFER else IO_BUFFER)
+            offset = 0
+            while offset < chunk:
+                sent = send(self.fd, _send_buffer + offset, <size_t>(chunk - offset), MSG_NOSIGNAL)
+                if sent > 0:
+                    offset += sent
+                elif sent < 0 and errno == EINTR:
+                    continue
+                else:
+                    break   # full, or failed: Twisted's queue takes the rest (and meets the error)
+            if offset < chunk:
+                rest = PyBytes_FromStringAndSize(_send_buffer + offset, chunk - offset)
+                if _mem_pending(engine._wbio):
+                    rest += engine._take_outgoing()
+                self.transport.write(rest)
+                return 0
+            pending = _mem_pending(engine._wbio)
+        return 0
+
+    cdef bint _queue_empty(self) except -1:
+        transport = self.transport
+        for name in self.writable_names:
+            if not getattr(transport, name):
+                return False
+        for name in self.queued_names:
+            if getattr(transport, name):
+                return False
+        return len(getattr(transport, self.buffer_name)) == getattr(transport, self.offset_name)
