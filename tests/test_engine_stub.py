@@ -42,6 +42,7 @@ def test_stub_names_the_public_module_api():
 
 def test_stub_names_every_engine_method_and_property():
     _, classes = _stub()
-    assert set(classes) == {"TLSEngine"}
+    assert set(classes) == {"TLSEngine", "RecordLoop"}
     assert _public(classes["TLSEngine"]) == _public(dir(_engine.TLSEngine))
+    assert _public(classes["RecordLoop"]) == _public(dir(_engine.RecordLoop))
     assert "__new__" in classes["TLSEngine"]  # the constructor takes the Connection

@@ -16,10 +16,10 @@ import hashlib
 import os
 
 from OpenSSL import SSL
-from twisted.internet import defer, tcp
+from twisted.internet import tcp
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock, deferLater
 from twisted.protocols import tls as stock_tls
 from twisted.trial.unittest import SynchronousTestCase
@@ -171,7 +171,7 @@ class SocketLoopTests(LoopbackMixin):
         original = transport.write
         transport.write = lambda data: (writes.append(len(data)), original(data))[1]
         total = 7
-        for i in range(50):
+        for _ in range(50):
             client.transport.write(b"x" * 64)
             total += 64
             await client.waitFor(total)
@@ -265,3 +265,9 @@ class AggregatorContractTests(SynchronousTestCase):
         for fd, size in ((-1, 1024), (3, 0)):
             self.assertRaises(ValueError, self.loop.use_socket, object(), fd, size, (), (), "b", "o",
                               None, None)
+
+    def test_misuseRaises(self):
+        """Wrong types and an unbound loop raise; nothing reaches OpenSSL."""
+        self.assertRaises(TypeError, self.loop.receive, "text")
+        self.assertRaises(TypeError, self.loop.bind, object(), None, None, None, None, None)
+        self.assertRaises(AttributeError, self.loop.deliver, b"plaintext")

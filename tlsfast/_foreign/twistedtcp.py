@@ -106,7 +106,7 @@ def attachRecordLoop(transport: Any, protocol: object, loop: Any) -> bool:
         return False
     loop.use_socket(transport, transport.fileno(), transport.bufferSize, WRITABLE, QUEUED,
                     "dataBuffer", "offset", main.CONNECTION_DONE, main.CONNECTION_LOST)
-    transport.doRead = loop.doRead
+    transport.doRead = loop.doRead  # type: ignore[method-assign]  # this one connection reads through the loop
     return True
 
 

@@ -88,8 +88,14 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
 from tlsfast import ACCELERATED, TLSEngine
-from tlsfast._foreign import twistedtcp
-from tlsfast._foreign import TWISTED_TESTED, Surface, missingAssignments, missingAttributes, missingParameters
+from tlsfast._foreign import (
+    TWISTED_TESTED,
+    Surface,
+    missingAssignments,
+    missingAttributes,
+    missingParameters,
+    twistedtcp,
+)
 from tlsfast._foreign.pyopenssl import textToBytes
 
 if ACCELERATED:
