@@ -227,6 +227,43 @@ cdef class RecordLoop:
         self._deliver(plaintext)
         return True
 
+    def send_outgoing(self):
+        """Send what OpenSSL queued (handshake flights, alerts, close_notify)."""
+        if self.engine is None:
+            raise RuntimeError("RecordLoop.send_outgoing() before bind()")
+        self._send_outgoing()
+
+    def send_now(self, data):
+        """
+        Encrypt and send ``data`` (bytes) on the established connection.
+        Returns False, having done nothing, when the connection is not
+        established or ``data`` is not bytes: then the protocol's general
+        write must take it.
+        """
+        engine = self.engine
+        if (engine is None or not PyBytes_CheckExact(data)
+                or self.protocol._established is not engine):
+            return False
+        if PyBytes_GET_SIZE(data) > WRITE_ROUND:
+            try:
+                ciphertext = engine.send(data)
+            except BaseException as error:
+                if not isinstance(error, self.error_type):
+                    raise
+                self.send_failed()
+                return True
+            self._send_bytes(ciphertext)
+            return True
+        try:
+            engine._encrypt(data)
+        except BaseException as error:
+            if not isinstance(error, self.error_type):
+                raise
+            self.send_failed()
+            return True
+        self._send_outgoing()
+        return True
+
     cdef int _ciphertext_in(self, const char* data, Py_ssize_t length) except -1:
         engine = self.engine
         protocol = self.protocol
@@ -285,29 +322,52 @@ cdef class RecordLoop:
         if pending == 0:
             return 0
         if self.fd < 0 or not self._queue_empty():
-            transport = self.transport if self.fd >= 0 else self.protocol.transport
-            transport.write(engine._take_outgoing())
+            self._queue(engine._take_outgoing())
             return 0
-        cdef Py_ssize_t chunk, offset
-        cdef ssize_t sent
+        cdef Py_ssize_t chunk, sent
         while pending > 0:
             chunk = engine._drain(_send_buffer, pending if pending < IO_BUFFER else IO_BUFFER)
-            offset = 0
-            while offset < chunk:
-                sent = send(self.fd, _send_buffer + offset, <size_t>(chunk - offset), MSG_NOSIGNAL)
-                if sent > 0:
-                    offset += sent
-                elif sent < 0 and errno == EINTR:
-                    continue
-                else:
-                    break   # full, or failed: Twisted's queue takes the rest (and meets the error)
-            if offset < chunk:
-                rest = PyBytes_FromStringAndSize(_send_buffer + offset, chunk - offset)
+            sent = self._send_all(_send_buffer, chunk)
+            if sent < chunk:
+                rest = PyBytes_FromStringAndSize(_send_buffer + sent, chunk - sent)
                 if _mem_pending(engine._wbio):
                     rest += engine._take_outgoing()
-                self.transport.write(rest)
+                self._queue(rest)
                 return 0
             pending = _mem_pending(engine._wbio)
+        return 0
+
+    cdef int _send_bytes(self, bytes ciphertext) except -1:
+        """Send ``ciphertext`` (taken from the wbio): to the socket if nothing is queued before it."""
+        cdef Py_ssize_t length = PyBytes_GET_SIZE(ciphertext), sent = 0
+        if length == 0:
+            return 0
+        if self.fd >= 0 and self._queue_empty():
+            sent = self._send_all(PyBytes_AS_STRING(ciphertext), length)
+            if sent == length:
+                return 0
+            ciphertext = ciphertext[sent:]
+        self._queue(ciphertext)
+        return 0
+
+    cdef Py_ssize_t _send_all(self, const char* data, Py_ssize_t length) except -1:
+        """send() until done, full or failed; how much went."""
+        cdef Py_ssize_t offset = 0
+        cdef ssize_t sent
+        while offset < length:
+            sent = send(self.fd, data + offset, <size_t>(length - offset), MSG_NOSIGNAL)
+            if sent > 0:
+                offset += sent
+            elif sent < 0 and errno == EINTR:
+                continue
+            else:
+                break   # full, or failed: Twisted's queue takes the rest (and meets the error)
+        return offset
+
+    cdef int _queue(self, bytes ciphertext) except -1:
+        """Hand ``ciphertext`` to the transport's own write queue."""
+        transport = self.transport if self.fd >= 0 else self.protocol.transport
+        transport.write(ciphertext)
         return 0
 
     cdef bint _queue_empty(self) except -1:

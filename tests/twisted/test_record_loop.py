@@ -61,6 +61,17 @@ class BlockFirst(Echo):
         self.transport.write(self.BLOCK)
 
 
+class CountTCPWrites(Echo):
+    """Echoes, and counts the calls of its TCP transport's write() (sizes in C{tcpWrites})."""
+
+    def connectionMade(self):
+        Echo.connectionMade(self)
+        self.tcpWrites = []
+        tcpTransport = self.transport.transport
+        original = tcpTransport.write
+        tcpTransport.write = lambda data: (self.tcpWrites.append(len(data)), original(data))[1]
+
+
 class LoopBehaviourMixin(LoopbackMixin):
     """What the application sees: the same with and without the loop."""
 
@@ -178,6 +189,23 @@ class SocketLoopTests(LoopbackMixin):
         self.assertEqual(writes, [])
         client.transport.loseConnection()
         await self.closed(client, server.instances[0])
+
+    async def test_handshakeAndCloseSkipTheTransportQueue(self):
+        """
+        The server's handshake flight, its echo replies and its close_notify
+        all go out through the loop's send(): the TCP transport's queue is
+        never used on an uncongested connection.
+        """
+        server, portNumber = self.listen(protocol=CountTCPWrites)
+        client = await self.connect(portNumber)
+        client.transport.write(b"ping")
+        await client.waitFor(4)
+        serverSide = server.instances[0]
+        serverSide.transport.loseConnection()
+        await self.closed(client, serverSide)
+        self.assertEqual(client.received, b"ping")
+        self.assertTrue(client.reason.check(ConnectionDone), client.reason)
+        self.assertEqual(serverSide.tcpWrites, [])
 
     async def test_notAttachedToAPlainTCPConnection(self):
         """A plain TCP connection keeps Twisted's doRead."""

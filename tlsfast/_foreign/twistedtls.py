@@ -535,6 +535,10 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         engine = self._engine
         if engine is None:
             return StockTLSMemoryBIOProtocol._flushSendBIO(self)
+        loop = self._loop
+        if loop is not None:
+            loop.send_outgoing()
+            return
         ciphertext = engine.outgoing()
         if ciphertext:
             self.transport.write(ciphertext)
@@ -574,6 +578,9 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
             # Before the handshake, after loseConnection (dropped unless a
             # producer is registered) or on Twisted's record path: stock.
             return StockTLSMemoryBIOProtocol.write(self, data)
+        loop = self._loop
+        if loop is not None and loop.send_now(data):
+            return
         try:
             ciphertext = engine.send(data)
         except Error:
