@@ -702,7 +702,7 @@ cdef class TLSEngine:
             _leave(self._busy)
 
     @cython.final
-    cdef int _encrypt(self, bytes plaintext) except -1:
+    cdef int _encrypt(self, const char* data, Py_ssize_t length) except -1:
         """
         send() of at most WRITE_ROUND bytes that leaves the ciphertext in the
         wbio, for the record loop to send with what else is queued.
@@ -710,10 +710,10 @@ cdef class TLSEngine:
         _enter(self._busy, "send()", False)
         try:
             if not self._handshake_done or self._unsent:
-                if len(plaintext):
-                    self._keep_unsent(plaintext)
+                if length:
+                    self._keep_unsent(PyBytes_FromStringAndSize(data, length))
                 return 0
-            return self._write_all(plaintext)
+            return self._write(data, length)
         finally:
             _leave(self._busy)
 

@@ -37,6 +37,15 @@
 #     error kept back, or the state changed during receive
 #                              -> deliver_general(plaintext)
 #
+# 3. A relay (tlsfast proxy).  relay_to() links two SocketEnds: a RecordLoop
+#    (TLS) or a PlainRelay (plain TCP, which reads its socket the same way).
+#    Plaintext that arrives on one goes to the other's take() in C instead
+#    of to an application: PlainRelay.take sends it, RecordLoop.take
+#    encrypts it straight from the recv buffer into the wbio and sends it.
+#    Flow control stays Twisted's producers': what a socket does not take
+#    goes through the transport's write(), which pauses the other side.
+#    Counters (relayed, last_relayed) let the proxy see the traffic.
+#
 # The recv buffer is shared by all loops: it is only used between recv() and
 # the copy into the rbio (or into a bytes object), with no Python code in
 # between, so a delivery that runs another loop cannot clobber it.  The same
@@ -57,9 +66,182 @@ cdef char _recv_buffer[IO_BUFFER]
 cdef char _send_buffer[IO_BUFFER]
 
 
+cdef extern from "time.h" nogil:
+    ctypedef long time_t
+    struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clock, timespec* now)
+    int CLOCK_REALTIME
+
+
+cdef inline double _wall_clock() noexcept nogil:
+    """time.time(), which is what a real reactor's seconds() returns."""
+    cdef timespec now
+    clock_gettime(CLOCK_REALTIME, &now)
+    return <double>now.tv_sec + <double>now.tv_nsec * 1e-9
+
+
+@cython.auto_pickle(False)
+cdef class SocketEnd:
+    """
+    One connection's socket, as the record loop and the relay use it: the
+    fd and its TCP transport, recv() into the shared buffer, send() while the
+    transport's queue is empty (else its write()), and where plaintext read
+    here is relayed to (relay_to).  Subclasses say what arriving bytes are
+    (ciphertext: RecordLoop; plaintext: PlainRelay) and what take() does
+    with plaintext relayed to them.
+    """
+    cdef int fd                     # -1: none
+    cdef object transport
+    cdef Py_ssize_t read_size
+    cdef tuple writable_names       # each true on the transport: may send now
+    cdef tuple queued_names         # each false on the transport: may send now
+    cdef str buffer_name            # ... and len(buffer) == offset
+    cdef str offset_name
+    cdef object done                # doRead's results for EOF and a failed recv
+    cdef object lost
+    cdef SocketEnd relay            # where plaintext that arrives here goes, or None
+    cdef readonly unsigned long long relayed    # plaintext bytes handed to it
+    cdef readonly double last_relayed           # time.time() of the last
+
+    def __cinit__(self):
+        self.fd = -1
+
+    def use_socket(self, transport, int fd, Py_ssize_t read_size, tuple writable_names,
+                   tuple queued_names, str buffer_name, str offset_name, done, lost):
+        """
+        Read and write ``fd``, the socket of ``transport`` (a TCP transport
+        whose doRead is now this object's): recv() up to ``read_size`` bytes
+        per read event, answer EOF with ``done`` and a failed recv() with
+        ``lost``, and send() directly while the probe names say the
+        transport's write queue is empty (module comment).
+        """
+        if fd < 0 or read_size <= 0:
+            raise ValueError(f"bad socket {fd} or read size {read_size}")
+        self.transport = transport
+        self.fd = fd
+        self.read_size = read_size if read_size < IO_BUFFER else IO_BUFFER
+        self.writable_names = writable_names
+        self.queued_names = queued_names
+        self.buffer_name = buffer_name
+        self.offset_name = offset_name
+        self.done = done
+        self.lost = lost
+
+    def release_socket(self):
+        """Stop using the socket (the transport is gone or going)."""
+        self.fd = -1
+        self.transport = None
+
+    def relay_to(self, SocketEnd target):
+        """
+        From now on, plaintext arriving here goes to ``target.take()`` in C
+        instead of to the application (None: to the application again).
+        """
+        self.relay = target
+
+    cdef int take(self, const char* data, Py_ssize_t length) except -1:
+        """Send ``length`` bytes of plaintext relayed from another connection."""
+        raise NotImplementedError
+
+    cdef inline int _relay(self, const char* data, Py_ssize_t length) except -1:
+        self.relayed += <unsigned long long>length
+        self.last_relayed = _wall_clock()
+        return self.relay.take(data, length)
+
+    cdef object _recv(self):
+        """recv() into the shared buffer: its length (> 0), or doRead's result."""
+        cdef ssize_t n
+        while True:
+            n = recv(self.fd, _recv_buffer, <size_t>self.read_size, 0)
+            if n > 0:
+                return n
+            if n == 0:
+                return self.done
+            if errno == EINTR:
+                continue
+            if errno == EAGAIN or errno == EWOULDBLOCK:
+                return None
+            return self.lost
+
+    cdef Py_ssize_t _send_all(self, const char* data, Py_ssize_t length) except -1:
+        """send() until done, full or failed; how much went."""
+        cdef Py_ssize_t offset = 0
+        cdef ssize_t sent
+        while offset < length:
+            sent = send(self.fd, data + offset, <size_t>(length - offset), MSG_NOSIGNAL)
+            if sent > 0:
+                offset += sent
+            elif sent < 0 and errno == EINTR:
+                continue
+            else:
+                break   # full, or failed: Twisted's queue takes the rest (and meets the error)
+        return offset
+
+    cdef int _send_or_queue(self, const char* data, Py_ssize_t length) except -1:
+        """Send ``data``: at once while the transport's queue is empty, the rest through its write()."""
+        cdef Py_ssize_t sent = 0
+        if self.fd >= 0 and self._queue_empty():
+            sent = self._send_all(data, length)
+            if sent == length:
+                return 0
+        self._queue(PyBytes_FromStringAndSize(data + sent, length - sent))
+        return 0
+
+    cdef int _queue(self, bytes data) except -1:
+        """Hand ``data`` to the transport's own write queue."""
+        self.transport.write(data)
+        return 0
+
+    cdef bint _queue_empty(self) except -1:
+        transport = self.transport
+        for name in self.writable_names:
+            if not getattr(transport, name):
+                return False
+        for name in self.queued_names:
+            if getattr(transport, name):
+                return False
+        return len(getattr(transport, self.buffer_name)) == getattr(transport, self.offset_name)
+
+
 @cython.final
 @cython.auto_pickle(False)
-cdef class RecordLoop:
+cdef class PlainRelay(SocketEnd):
+    """
+    The plain TCP side of a relay: its doRead recv()s and, while relaying,
+    hands the bytes to the other side's take() in C (else to
+    ``protocol.dataReceived``, as Twisted would); take() sends what the
+    other side relays here.
+    """
+    cdef object protocol
+
+    def __init__(self, protocol):
+        self.protocol = protocol
+
+    def doRead(self):
+        """The TCP transport's doRead (Twisted's contract: None, or why it ended)."""
+        if self.fd < 0:
+            return None
+        result = self._recv()
+        if type(result) is not int:
+            return result
+        cdef Py_ssize_t n = result
+        if self.relay is not None:
+            self._relay(_recv_buffer, n)
+        else:
+            self.protocol.dataReceived(PyBytes_FromStringAndSize(_recv_buffer, n))
+        return None
+
+    cdef int take(self, const char* data, Py_ssize_t length) except -1:
+        if self.transport is None:
+            return 0    # the connection is gone: nowhere to go (as the relay's discard)
+        return self._send_or_queue(data, length)
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class RecordLoop(SocketEnd):
     """
     The record loop and small-write aggregator of one TLS protocol (the
     module comment above).  Python code reaches it through Twisted's
@@ -81,16 +263,6 @@ cdef class RecordLoop:
     cdef object receive_failed      # cold-path callbacks into the protocol
     cdef object send_failed
     cdef object deliver_general
-    # the socket (use_socket)
-    cdef int fd                     # -1: none; ciphertext goes to transport.write
-    cdef object transport
-    cdef Py_ssize_t read_size
-    cdef tuple writable_names       # each true on the transport: may send now
-    cdef tuple queued_names         # each false on the transport: may send now
-    cdef str buffer_name            # ... and len(buffer) == offset
-    cdef str offset_name
-    cdef object done                # doRead's results for EOF and a failed recv
-    cdef object lost
 
     def __init__(self, sink, clock, Py_ssize_t max_buffer):
         self.sink = sink
@@ -98,7 +270,6 @@ cdef class RecordLoop:
         self.max_buffer = max_buffer
         self.buffered = []
         self.scheduled = None
-        self.fd = -1
 
     # -- Twisted's aggregator interface -------------------------------------
 
@@ -154,6 +325,7 @@ cdef class RecordLoop:
         if engine is None:
             protocol = error_type = receive_failed = send_failed = deliver_general = None
             self.release_socket()
+            self.relay = None
         self.engine = engine
         self.protocol = protocol
         self.error_type = error_type
@@ -161,51 +333,16 @@ cdef class RecordLoop:
         self.send_failed = send_failed
         self.deliver_general = deliver_general
 
-    def use_socket(self, transport, int fd, Py_ssize_t read_size, tuple writable_names,
-                   tuple queued_names, str buffer_name, str offset_name, done, lost):
-        """
-        Read and write ``fd``, the socket of ``transport`` (a TCP transport
-        whose doRead is now this loop's): recv() up to ``read_size`` bytes per
-        read event, answer EOF with ``done`` and a failed recv() with
-        ``lost``, and send() directly while the probe names say the
-        transport's write queue is empty (module comment).
-        """
-        if fd < 0 or read_size <= 0:
-            raise ValueError(f"bad socket {fd} or read size {read_size}")
-        self.transport = transport
-        self.fd = fd
-        self.read_size = read_size if read_size < IO_BUFFER else IO_BUFFER
-        self.writable_names = writable_names
-        self.queued_names = queued_names
-        self.buffer_name = buffer_name
-        self.offset_name = offset_name
-        self.done = done
-        self.lost = lost
-
-    def release_socket(self):
-        """Stop using the socket (the transport is gone or going)."""
-        self.fd = -1
-        self.transport = None
-
     # -- the loop -----------------------------------------------------------
 
     def doRead(self):
         """The TCP transport's doRead (Twisted's contract: None, or why it ended)."""
-        cdef ssize_t n
         if self.fd < 0:
             return None
-        while True:
-            n = recv(self.fd, _recv_buffer, <size_t>self.read_size, 0)
-            if n >= 0:
-                break
-            if errno == EINTR:
-                continue
-            if errno == EAGAIN or errno == EWOULDBLOCK:
-                return None
-            return self.lost
-        if n == 0:
-            return self.done
-        self._ciphertext_in(_recv_buffer, n)
+        result = self._recv()
+        if type(result) is not int:
+            return result
+        self._ciphertext_in(_recv_buffer, <Py_ssize_t>result)
         return None
 
     def receive(self, bytes data):
@@ -255,7 +392,7 @@ cdef class RecordLoop:
             self._send_bytes(ciphertext)
             return True
         try:
-            engine._encrypt(data)
+            engine._encrypt(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         except BaseException as error:
             if not isinstance(error, self.error_type):
                 raise
@@ -288,6 +425,11 @@ cdef class RecordLoop:
     cdef int _deliver(self, plaintext) except -1:
         engine = self.engine
         protocol = self.protocol
+        if self.relay is not None:
+            self._relay(PyBytes_AS_STRING(plaintext), PyBytes_GET_SIZE(plaintext))
+            if engine is not None and protocol._engine is engine:
+                self._send_outgoing()
+            return 0
         self.delivering = True
         try:
             protocol.wrappedProtocol.dataReceived(plaintext)
@@ -301,7 +443,7 @@ cdef class RecordLoop:
             if (engine is not None and protocol._established is engine
                     and PyBytes_CheckExact(data) and PyBytes_GET_SIZE(data) <= WRITE_ROUND):
                 try:
-                    engine._encrypt(data)
+                    engine._encrypt(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
                 except BaseException as error:
                     if not isinstance(error, self.error_type):
                         raise
@@ -338,44 +480,33 @@ cdef class RecordLoop:
         return 0
 
     cdef int _send_bytes(self, bytes ciphertext) except -1:
-        """Send ``ciphertext`` (taken from the wbio): to the socket if nothing is queued before it."""
-        cdef Py_ssize_t length = PyBytes_GET_SIZE(ciphertext), sent = 0
-        if length == 0:
-            return 0
-        if self.fd >= 0 and self._queue_empty():
-            sent = self._send_all(PyBytes_AS_STRING(ciphertext), length)
-            if sent == length:
-                return 0
-            ciphertext = ciphertext[sent:]
-        self._queue(ciphertext)
+        """Send ``ciphertext`` (taken from the wbio), after anything queued before it."""
+        if PyBytes_GET_SIZE(ciphertext):
+            self._send_or_queue(PyBytes_AS_STRING(ciphertext), PyBytes_GET_SIZE(ciphertext))
         return 0
 
-    cdef Py_ssize_t _send_all(self, const char* data, Py_ssize_t length) except -1:
-        """send() until done, full or failed; how much went."""
-        cdef Py_ssize_t offset = 0
-        cdef ssize_t sent
-        while offset < length:
-            sent = send(self.fd, data + offset, <size_t>(length - offset), MSG_NOSIGNAL)
-            if sent > 0:
-                offset += sent
-            elif sent < 0 and errno == EINTR:
-                continue
-            else:
-                break   # full, or failed: Twisted's queue takes the rest (and meets the error)
-        return offset
-
-    cdef int _queue(self, bytes ciphertext) except -1:
-        """Hand ``ciphertext`` to the transport's own write queue."""
+    cdef int _queue(self, bytes data) except -1:
+        # (without a socket, the TLS protocol's transport: StringTransport, _BypassTLS)
         transport = self.transport if self.fd >= 0 else self.protocol.transport
-        transport.write(ciphertext)
+        transport.write(data)
         return 0
 
-    cdef bint _queue_empty(self) except -1:
-        transport = self.transport
-        for name in self.writable_names:
-            if not getattr(transport, name):
-                return False
-        for name in self.queued_names:
-            if getattr(transport, name):
-                return False
-        return len(getattr(transport, self.buffer_name)) == getattr(transport, self.offset_name)
+    cdef int take(self, const char* data, Py_ssize_t length) except -1:
+        """Encrypt and send plaintext relayed from another connection."""
+        engine = self.engine
+        protocol = self.protocol
+        if protocol is None:
+            return 0    # the connection is gone: nowhere to go (as the relay's discard)
+        if (engine is None or protocol._established is not engine or self.buffered
+                or length > WRITE_ROUND):
+            # The general write: aggregated bytes first, close and producer checks.
+            protocol.writeNow(PyBytes_FromStringAndSize(data, length))
+            return 0
+        try:
+            engine._encrypt(data, length)
+        except BaseException as error:
+            if not isinstance(error, self.error_type):
+                raise
+            self.send_failed()
+            return 0
+        return self._send_outgoing()

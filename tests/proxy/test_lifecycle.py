@@ -117,3 +117,24 @@ def test_handshake_timeout(pems, start_proxy, backend):
     line = proxy.waitFor(r"event=close ")[0]
     assert "by=handshake_failed" in line and "handshake" in line.split("error=")[1].lower()
     assert server.accepted == 0
+
+
+def test_traffic_through_the_compiled_relay_keeps_the_connection_alive(pems, start_proxy, backend):
+    """
+    Bytes relayed in compiled code count as activity: a connection that
+    talks every 0.15 s outlives a 0.5 s idle timeout, then idles out once
+    it stops.
+    """
+    import time
+
+    server = backend(echo)
+    proxy = start_proxy("--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{server.port}",
+                        "--cert", pems.cert, "--key", pems.key, "--idle-timeout", "0.5")
+    with connect(proxy.port, clientContext(pems.ca)) as sock:
+        for _ in range(12):  # 1.8 s in all
+            sent, received = echoRoundTrip(sock, 1024)
+            assert received == sent
+            time.sleep(0.15)
+        assert not [line for line in proxy.lines if "event=close" in line]
+        assert sock.recv(1) == b""  # now idle: close_notify, then nothing
+    assert proxy.waitFor(r"event=close .*by=idle_timeout")

@@ -82,17 +82,19 @@ class EagerConnector(tcp.Connector):
 
 SURFACE = check()
 
-# How tlsfast._engine.RecordLoop tells that a TCP transport's write queue is
-# empty, so that it may send() at once: each WRITABLE attribute true, each
-# QUEUED attribute false, and len(dataBuffer) == offset (as _EagerWrite.write).
+# How tlsfast._engine's socket ends (RecordLoop, PlainRelay) tell that a TCP
+# transport's write queue is empty, so that they may send() at once: each
+# WRITABLE attribute true, each QUEUED attribute false, and
+# len(dataBuffer) == offset (as _EagerWrite.write).
 WRITABLE = ("connected",)
 QUEUED = ("_tempDataBuffer", "disconnecting", "_writeDisconnecting", "_aborting")
 
 
-def attachRecordLoop(transport: Any, protocol: object, loop: Any) -> bool:
+def attachSocketEnd(transport: Any, protocol: object, end: Any) -> bool:
     """
-    Let C{loop} (a L{tlsfast._engine.RecordLoop}) read C{transport}'s socket
-    and write to it while its queue is empty: it becomes the transport's
+    Let C{end} (a L{tlsfast._engine.SocketEnd}: a TLS protocol's
+    C{RecordLoop} or a relay's C{PlainRelay}) read C{transport}'s socket and
+    write to it while its queue is empty: it becomes the transport's
     C{doRead}.  Only for a C{twisted.internet.tcp} connection whose protocol
     is C{protocol} and whose C{doRead} is Twisted's (no TLS of its own, no
     override).
@@ -104,9 +106,9 @@ def attachRecordLoop(transport: Any, protocol: object, loop: Any) -> bool:
             or "doRead" in transport.__dict__ or transport.TLS
             or getattr(transport, "protocol", None) is not protocol):
         return False
-    loop.use_socket(transport, transport.fileno(), transport.bufferSize, WRITABLE, QUEUED,
-                    "dataBuffer", "offset", main.CONNECTION_DONE, main.CONNECTION_LOST)
-    transport.doRead = loop.doRead  # type: ignore[method-assign]  # this one connection reads through the loop
+    end.use_socket(transport, transport.fileno(), transport.bufferSize, WRITABLE, QUEUED,
+                   "dataBuffer", "offset", main.CONNECTION_DONE, main.CONNECTION_LOST)
+    transport.doRead = end.doRead  # type: ignore[method-assign]  # this one connection reads through it
     return True
 
 

@@ -241,6 +241,14 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         """
         return self._engine
 
+    def getRecordLoop(self):
+        """
+        The L{tlsfast._engine.RecordLoop} running this connection's
+        established records (which can relay plaintext to another
+        connection in compiled code), or L{None}.
+        """
+        return self._loop if self._engine is not None else None
+
     @property
     def _tlsConnection(self):
         """
@@ -287,7 +295,7 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         self._appSendBuffer = []
         self._bindLoop()
         if self._loop is not None and self._engine is not None:
-            twistedtcp.attachRecordLoop(transport, self, self._loop)
+            twistedtcp.attachSocketEnd(transport, self, self._loop)
 
         # Provide the interfaces of the wrapped transport, ending in the same
         # state as stock Twisted, with fewer (slow) zope calls: stock calls
@@ -619,7 +627,7 @@ class BufferingTLSTransport(StockBufferingTLSTransport, TLSMemoryBIOProtocol):
     encrypted and sent as soon as it returns, in one engine call, instead of
     one reactor iteration later (stock): the read event that brought the
     request also sends the response.  Over a TCP socket the loop also does
-    the reading (L{twistedtcp.attachRecordLoop}).
+    the reading (L{twistedtcp.attachSocketEnd}).
 
     Method resolution order: Twisted's buffering layer first, then our record
     path, then Twisted's L{TLSMemoryBIOProtocol}; so the aggregator's

@@ -52,7 +52,9 @@ from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from tlsfast import ACCELERATED
 from tlsfast._addresses import describeAddress, hostPort
+from tlsfast._foreign import twistedtcp
 from tlsfast.options import ClientOptions, ServerOptions, connectionInfo
 from tlsfast.proxy._eager import abort as abortTransport
 from tlsfast.proxy._eager import connectTCP as eagerConnectTCP
@@ -60,6 +62,18 @@ from tlsfast.proxy._lifecycle import Action, Event, Lifecycle, Reason
 from tlsfast.proxy._metrics import ListenerStats, backendErrorReason, handshakeFailureReason
 from tlsfast.proxy._proxyheader import ClientTLS, headerV1, headerV2
 from tlsfast.proxy._ticketkeys import processTicketKeys
+
+
+def _plainRelayClass() -> Any:
+    """tlsfast._engine.PlainRelay, or None where the engine cannot load (Python relays every chunk)."""
+    if not ACCELERATED:
+        return None
+    from tlsfast._engine import PlainRelay
+
+    return PlainRelay
+
+
+_PlainRelay = _plainRelayClass()
 
 _connectionIds = itertools.count(1)
 
@@ -88,6 +102,22 @@ def _discard(data: bytes) -> None:
     pass  # what a side sends before it is wired to its peer, or after: nowhere to go
 
 
+def _socketEnd(side: _Side) -> Any:
+    """
+    The compiled end of C{side}'s connection (L{tlsfast._engine.SocketEnd})
+    that can relay to another in C, or L{None}: a tlsfast TLS transport's
+    record loop, or, for plain TCP, a L{PlainRelay} made to read its socket.
+    """
+    transport = side.transport
+    getRecordLoop = getattr(transport, "getRecordLoop", None)
+    if getRecordLoop is not None:
+        return getRecordLoop()
+    if _PlainRelay is None:
+        return None
+    end = _PlainRelay(side)
+    return end if twistedtcp.attachSocketEnd(transport, side, end) else None
+
+
 def _writer(transport):
     """
     How to relay to C{transport}: tlsfast's TLS transports can send at once
@@ -111,11 +141,30 @@ class _Side(Protocol):
     # The other side, from _wire() on (the lifecycle never acts on it before).
     peer: Any = None
     isTLS = False
+    # The compiled socket end that relays this side's bytes to the peer's in
+    # C, from _wire() on when both sides have one (None: toPeer relays them).
+    end: Any = None
 
     def __init__(self):
-        self.bytesIn = 0
-        self.lastActivity = 0.0
+        self._bytesIn = 0
+        self._lastActivity = 0.0
         self.toPeer = _discard
+
+    @property
+    def bytesIn(self) -> int:
+        """Bytes received on this side (those relayed in C included)."""
+        end = self.end
+        return self._bytesIn if end is None else self._bytesIn + end.relayed
+
+    @property
+    def lastActivity(self) -> float:
+        """When this side last received bytes (or was set up)."""
+        end = self.end
+        return self._lastActivity if end is None else max(self._lastActivity, end.last_relayed)
+
+    @lastActivity.setter
+    def lastActivity(self, when: float) -> None:
+        self._lastActivity = when
 
     def _isOpen(self) -> bool:
         raise NotImplementedError()
@@ -137,6 +186,14 @@ class _Side(Protocol):
         self.toPeer, other.toPeer = _writer(other.transport), _writer(self.transport)
         self.transport.registerProducer(other, True)
         other.transport.registerProducer(self, True)
+        mine, theirs = _socketEnd(self), _socketEnd(other)
+        if mine is not None and theirs is not None:
+            # Plaintext moves between the two in C from now on; flow control
+            # stays the producers' (what a socket does not take goes through
+            # the transport's write(), which pauses them).
+            self.end, other.end = mine, theirs
+            mine.relay_to(theirs)
+            theirs.relay_to(mine)
 
     def readConnectionLost(self):
         raise NotImplementedError()
@@ -163,6 +220,8 @@ class _Side(Protocol):
         meanwhile is dropped.
         """
         self.toPeer = _discard  # what it sends from now on is not relayed (nor buffered)
+        if self.end is not None:
+            self.end.relay_to(None)  # ... by the compiled relay either: it comes to dataReceived
         self.transport.unregisterProducer()  # a no-op when none is registered
         self.transport.resumeProducing()
         self.transport.loseConnection()
@@ -218,7 +277,7 @@ class Frontend(_Side):
         self._handle(Event.ACCEPT_TLS if self.listener.tlsFront else Event.ACCEPT_PLAIN)
 
     def dataReceived(self, data):
-        self.bytesIn += len(data)
+        self._bytesIn += len(data)
         self.lastActivity = self.listener.reactor.seconds()
         if self.pending is not None:
             self.pending.append(data)
@@ -280,7 +339,8 @@ class Frontend(_Side):
         if self.listener.log.debugEnabled:
             info = connectionInfo(backend.transport) if self.listener.tlsBack else None
             self.log("debug", "backend_ready", backend=hostPort(*self.backendAddress),
-                     tls_version=info.version if info else None, alpn=info.alpn if info else None)
+                     tls_version=info.version if info else None, alpn=info.alpn if info else None,
+                     relay="python" if self.end is None else "compiled")
 
     def _resumeClient(self, failure) -> None:
         self.transport.resumeProducing()
@@ -432,7 +492,7 @@ class Backend(_Side):
         self.frontend.backendReady(self)
 
     def dataReceived(self, data):
-        self.bytesIn += len(data)
+        self._bytesIn += len(data)
         self.lastActivity = self.frontend.listener.reactor.seconds()
         self.toPeer(data)
 
