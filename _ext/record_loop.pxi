@@ -145,6 +145,14 @@ cdef class SocketEnd:
         """Send ``length`` bytes of plaintext relayed from another connection."""
         raise NotImplementedError
 
+    cdef object _read_event(self):
+        """doRead's work (Twisted's contract: None, or why the connection ended)."""
+        raise NotImplementedError
+
+    def doRead(self):
+        """The TCP transport's doRead (Twisted's contract: None, or why it ended)."""
+        return self._read_event()
+
     cdef inline int _relay(self, const char* data, Py_ssize_t length) except -1:
         self.relayed += <unsigned long long>length
         self.last_relayed = _wall_clock()
@@ -219,8 +227,7 @@ cdef class PlainRelay(SocketEnd):
     def __init__(self, protocol):
         self.protocol = protocol
 
-    def doRead(self):
-        """The TCP transport's doRead (Twisted's contract: None, or why it ended)."""
+    cdef object _read_event(self):
         if self.fd < 0:
             return None
         result = self._recv()
@@ -335,8 +342,7 @@ cdef class RecordLoop(SocketEnd):
 
     # -- the loop -----------------------------------------------------------
 
-    def doRead(self):
-        """The TCP transport's doRead (Twisted's contract: None, or why it ended)."""
+    cdef object _read_event(self):
         if self.fd < 0:
             return None
         result = self._recv()
@@ -510,3 +516,43 @@ cdef class RecordLoop(SocketEnd):
             self.send_failed()
             return 0
         return self._send_outgoing()
+
+
+# ---------------------------------------------------------------------------
+# The lean epoll reactor's dispatch (tlsfast._foreign.twistedepoll).
+
+cdef object _BUILTIN_METHOD = type([].append)
+
+
+def dispatch_events(list events, dict selectables, long read_event, one, read_ended, read_raised):
+    """
+    Dispatch what ``epoll.poll()`` returned: for each ``(fd, event)`` whose
+    event is exactly ``read_event`` on a descriptor whose doRead is a
+    SocketEnd's, run that read in C; send everything else to
+    ``one(selectable, fd, event)`` (the reactor's own dispatch).  A compiled
+    read that ends the connection goes to ``read_ended(selectable, why)``;
+    one that raises, to ``read_raised(selectable)`` inside the except block.
+    None of the three may raise (they log instead), except
+    KeyboardInterrupt, which ends the loop.
+    """
+    for item in events:
+        fd, event = item
+        selectable = selectables.get(fd)
+        if selectable is None:
+            continue
+        if event == read_event:
+            method = getattr(selectable, "doRead", None)
+            if type(method) is _BUILTIN_METHOD:
+                owner = method.__self__
+                if isinstance(owner, SocketEnd) and (<SocketEnd>owner).fd >= 0:
+                    try:
+                        why = (<SocketEnd>owner)._read_event()
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException:
+                        read_raised(selectable)
+                        continue
+                    if why:
+                        read_ended(selectable, why)
+                    continue
+        one(selectable, fd, event)

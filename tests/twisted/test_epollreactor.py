@@ -80,6 +80,104 @@ class LeanEPollReactorTests(SynchronousTestCase):
         self.assertEqual((reader.reads, contexts), (1, []))
 
 
+class SocketEndReader:
+    """
+    A selectable that reads through a compiled PlainRelay, the way
+    twistedtcp.attachSocketEnd sets one up: C{doRead} is the relay's.
+    """
+
+    def __init__(self, sock, failOnData=False):
+        from twisted.internet import main
+
+        from tlsfast._engine import PlainRelay
+
+        self.sock, self.failOnData = sock, failOnData
+        self.received, self.lost, self.readLost = [], None, None
+        self.relay = PlainRelay(self)
+        self.relay.use_socket(self, sock.fileno(), 65536, (), (), "buffer", "offset",
+                              main.CONNECTION_DONE, main.CONNECTION_LOST)
+        self.doRead = self.relay.doRead
+        self.buffer, self.offset = b"", 0
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def logPrefix(self):
+        return "SocketEndReader"
+
+    def dataReceived(self, data):  # the relay's protocol, while it relays nowhere
+        self.received.append(data)
+        if self.failOnData:
+            raise ValueError("bug in a handler")
+
+    def connectionLost(self, reason):
+        self.lost = reason
+
+
+class CompiledDispatchTests(LeanEPollReactorTests):
+    """Read events of compiled socket ends are dispatched in C, with Twisted's outcomes."""
+
+    def setUp(self):
+        super().setUp()
+        from tlsfast._foreign import twistedepoll
+
+        if twistedepoll.dispatchEvents is None:
+            self.skipTest("the engine is not available")
+
+    def socketPair(self):
+        import socket
+
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        return a, b
+
+    def test_readsInCWithoutTheReactorsDispatch(self):
+        a, b = self.socketPair()
+        reader = SocketEndReader(a)
+        self.reactor.addReader(reader)
+        self.addCleanup(self.reactor.removeReader, reader)  # before the sockets close
+        calls = []
+        self.patch(self.reactor, "_doReadOrWrite", lambda *args: calls.append(args))
+        b.sendall(b"hello")
+        self.reactor.doPoll(1)
+        self.assertEqual((reader.received, calls), ([b"hello"], []))
+
+    def test_otherSelectablesGoToTheReactorsDispatch(self):
+        r, w = self.pipe()
+        reader = PipeReader(r)
+        self.reactor.addReader(reader)
+        os.write(w, b"x")
+        self.reactor.doPoll(1)
+        self.assertEqual(reader.reads, 1)
+
+    def test_endOfFileDisconnectsAsTwistedDoes(self):
+        from twisted.internet.error import ConnectionDone
+
+        a, b = self.socketPair()
+        reader = SocketEndReader(a)
+        self.reactor.addReader(reader)
+        b.close()
+        self.reactor.doPoll(1)
+        self.assertTrue(reader.lost.check(ConnectionDone), reader.lost)
+        self.assertNotIn(reader, self.reactor.getReaders())
+
+    def test_failingHandlerIsLoggedAndDisconnected(self):
+        a, b = self.socketPair()
+        (r, w), good = self.pipe(), None
+        bad = SocketEndReader(a, failOnData=True)
+        good = PipeReader(r)
+        self.reactor.addReader(bad)
+        self.reactor.addReader(good)
+        b.sendall(b"x")
+        os.write(w, b"x")
+        self.reactor.doPoll(1)
+        self.assertTrue(bad.lost.check(ValueError), bad.lost)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(good.reads, 1)  # the next event was still dispatched
+
+
 class InstallTests(SynchronousTestCase):
     def test_installThenTLSEcho(self):
         if epollreactor.problems:

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import errno
 import sys
+from select import EPOLLIN
 from typing import Any
 
 from twisted.python import log
 
+from tlsfast import ACCELERATED
 from tlsfast._foreign import TWISTED_TESTED, Surface, missingAssignments, missingParameters
 
 try:
@@ -44,10 +46,16 @@ def check() -> Surface:
         missingAssignments(EPollReactor.__init__, ("_poller", "_selectables")),
         missingParameters(EPollReactor, "_doReadOrWrite", ("self", "selectable", "fd", "event")),
         missingParameters(EPollReactor, "doPoll", ("self", "timeout")),
+        missingParameters(EPollReactor, "_disconnectSelectable", ("self", "selectable", "why", "isRead", "faildict")),
     )
 
 
 SURFACE = check()
+
+# The compiled dispatch (reads of tlsfast's socket ends in C), where the engine loads.
+dispatchEvents: Any = None
+if ACCELERATED:
+    from tlsfast._engine import dispatch_events as dispatchEvents
 
 
 if EPollReactor is not None:
@@ -63,20 +71,41 @@ if EPollReactor is not None:
                 if e.errno == errno.EINTR:
                     return
                 raise
+            if dispatchEvents is not None:
+                dispatchEvents(events, self._selectables, EPOLLIN, self._dispatchOne,
+                               self._readEnded, self._readRaised)
+                return
             selectables = self._selectables
-            dispatch = self._doReadOrWrite
             for fd, event in events:
                 selectable = selectables.get(fd)
-                if selectable is None:
-                    continue
-                try:
-                    dispatch(selectable, fd, event)
-                except KeyboardInterrupt:
-                    raise
-                except BaseException:  # noqa: BLE001 - as callWithLogger: report it, keep the loop going
-                    log.err(None, f"Unhandled error in I/O event handler of {selectable!r}")
+                if selectable is not None:
+                    self._dispatchOne(selectable, fd, event)
 
         doIteration = doPoll
+
+        def _dispatchOne(self, selectable: Any, fd: int, event: int) -> None:
+            try:
+                self._doReadOrWrite(selectable, fd, event)
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # noqa: BLE001 - as callWithLogger: report it, keep the loop going
+                log.err(None, f"Unhandled error in I/O event handler of {selectable!r}")
+
+        def _readEnded(self, selectable: Any, why: BaseException) -> None:
+            """A compiled doRead ended the connection (as C{_doReadOrWrite} goes on)."""
+            try:
+                self._disconnectSelectable(selectable, why, True)
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # noqa: BLE001 - as callWithLogger: report it, keep the loop going
+                log.err(None, f"Unhandled error in I/O event handler of {selectable!r}")
+
+        def _readRaised(self, selectable: Any) -> None:
+            """A compiled doRead raised (called in its except block, as C{_doReadOrWrite} handles it)."""
+            why = sys.exc_info()[1]
+            log.err()
+            if why is not None:
+                self._readEnded(selectable, why)
 
 
 def install(reactorClass: Any = None) -> bool:

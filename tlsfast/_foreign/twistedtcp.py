@@ -88,6 +88,7 @@ SURFACE = check()
 # len(dataBuffer) == offset (as _EagerWrite.write).
 WRITABLE = ("connected",)
 QUEUED = ("_tempDataBuffer", "disconnecting", "_writeDisconnecting", "_aborting")
+READS_PER_EVENT = 4
 
 
 def attachSocketEnd(transport: Any, protocol: object, end: Any) -> bool:
@@ -106,7 +107,9 @@ def attachSocketEnd(transport: Any, protocol: object, end: Any) -> bool:
             or "doRead" in transport.__dict__ or transport.TLS
             or getattr(transport, "protocol", None) is not protocol):
         return False
-    end.use_socket(transport, transport.fileno(), transport.bufferSize, WRITABLE, QUEUED,
+    # One read event takes up to READS_PER_EVENT of Twisted's reads at once
+    # (256 KiB by default, the end's buffer): fewer events per MiB.
+    end.use_socket(transport, transport.fileno(), READS_PER_EVENT * transport.bufferSize, WRITABLE, QUEUED,
                    "dataBuffer", "offset", main.CONNECTION_DONE, main.CONNECTION_LOST)
     transport.doRead = end.doRead  # type: ignore[method-assign]  # this one connection reads through it
     return True
