@@ -16,7 +16,8 @@ through L{connectTCP} / L{useEagerServers}).
 Private surface: C{twisted.internet.tcp}'s write queue (C{dataBuffer},
 C{offset}, C{_tempDataBuffer}, C{_writeDisconnecting}, C{_aborting}), the
 C{Port.transport} class attribute, C{Connector._makeTransport} and the
-module-level C{tcp.Client} it instantiates.  L{SURFACE} checks them; when
+module-level C{tcp.Client} it instantiates, and the connector's
+C{timeoutID} (what L{connectTCP} arms on another clock: C{timeoutClock}).  L{SURFACE} checks them; when
 it fails nothing here is used and Twisted's transports are.
 """
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import abstract, main, tcp
+from twisted.internet import abstract, base, error, main, tcp
 
 from tlsfast._foreign import TWISTED_TESTED, Surface, missingAssignments, missingAttributes, missingParameters
 
@@ -42,6 +43,8 @@ def check() -> Surface:
         missingAttributes(main, ("CONNECTION_DONE", "CONNECTION_LOST")),
         missingAssignments(abstract.FileDescriptor.__init__, ("_tempDataBuffer",)),
         missingParameters(tcp.Connector, "_makeTransport", ("self",)),
+        missingAssignments(base.BaseConnector.connect, ("timeoutID",)),
+        missingParameters(base.BaseConnector, "cancelTimeout", ("self",)),
         [] if tcp.Port.transport in (StockServer, EagerServer) else ["tcp.Port.transport is not tcp.Server"],
     )
 
@@ -116,15 +119,26 @@ def attachSocketEnd(transport: Any, protocol: object, end: Any) -> bool:
 
 
 def connectTCP(reactor: Any, host: str, port: int, factory: Any, timeout: float = 30,
-               bindAddress: Any = None) -> Any:
+               bindAddress: Any = None, timeoutClock: Any = None) -> Any:
     """
     C{reactor.connectTCP} with eager writes where the reactor is one whose
     TCP transports are C{twisted.internet.tcp}'s (else the plain call).
+
+    @param timeoutClock: what to time the connect out with, if not
+        C{reactor} (an C{IReactorTime}; the proxy's deadline sweep).  The
+        connector cancels it as it would its own C{callLater}.
     """
     if not SURFACE.usable or not hasattr(reactor, "addReader"):
         return reactor.connectTCP(host, port, factory, timeout=timeout, bindAddress=bindAddress)
-    connector = EagerConnector(host, port, factory, timeout, bindAddress, reactor)
+    connector = EagerConnector(host, port, factory, None if timeoutClock is not None else timeout,
+                               bindAddress, reactor)
     connector.connect()
+    if timeoutClock is not None and timeout is not None:
+        # What BaseConnector.connect does with its timeout, on the other clock;
+        # the connect itself starts a reactor turn later, so nothing can have
+        # failed or succeeded yet.
+        connector.timeoutID = timeoutClock.callLater(timeout, connector.transport.failIfNotConnected,
+                                                     error.TimeoutError())
     return connector
 
 

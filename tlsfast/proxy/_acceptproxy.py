@@ -33,6 +33,8 @@ from twisted.internet.protocol import Protocol
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import implementer
 
+from tlsfast.proxy._deadlines import deadlinesFor
+
 V1_SIGNATURE = b"PROXY "
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_MAX_LENGTH = 107  # the longest valid v1 line, CRLF included (the spec's limit)
@@ -114,7 +116,7 @@ class ProxyHeaderReceiver(ProtocolWrapper):
             return
         listener = self.factory.listener
         listener.headerWaitStarted(self)
-        self._timer = listener.reactor.callLater(listener.config.proxyHeaderTimeout, self._timedOut)
+        self._timer = deadlinesFor(listener.reactor).callLater(listener.config.proxyHeaderTimeout, self._timedOut)
 
     def dataReceived(self, data):
         if self._headerDone:

@@ -31,11 +31,14 @@ def abort(transport) -> None:
     transport.abortConnection()
 
 
-def connectTCP(reactor, host, port, factory, timeout):
-    """C{reactor.connectTCP}, with eager writes when L{AVAILABLE}."""
+def connectTCP(reactor, host, port, factory, timeout, timeoutClock=None):
+    """
+    C{reactor.connectTCP}, with eager writes when L{AVAILABLE}, then timed
+    out by C{timeoutClock} if given (else by the reactor).
+    """
     if not AVAILABLE:
         return reactor.connectTCP(host, port, factory, timeout=timeout)
-    return twistedtcp.connectTCP(reactor, host, port, factory, timeout)
+    return twistedtcp.connectTCP(reactor, host, port, factory, timeout, timeoutClock=timeoutClock)
 
 
 def useEagerServers(port) -> None:

@@ -56,6 +56,7 @@ from tlsfast import ACCELERATED
 from tlsfast._addresses import describeAddress, hostPort
 from tlsfast._foreign import twistedtcp
 from tlsfast.options import ClientOptions, ServerOptions, connectionInfo
+from tlsfast.proxy._deadlines import deadlinesFor
 from tlsfast.proxy._eager import abort as abortTransport
 from tlsfast.proxy._eager import connectTCP as eagerConnectTCP
 from tlsfast.proxy._lifecycle import Action, Event, Lifecycle, Reason
@@ -242,8 +243,9 @@ class Frontend(_Side):
         self.pending: list[bytes] | None = []  # from the client, until the backend is ready
         self.backendConnector: Any = None  # the IConnector dialling the backend
         self.backendAddress = listener.config.backendAddress
-        self.idleTimer = None
-        self.deadline = None  # the armed deadline (a DelayedCall) ...
+        deadlines = deadlinesFor(listener.reactor)
+        self.idleDeadline = deadlines.deadline(self._idleCheck)
+        self.deadline = deadlines.deadline(self._deadlineExpired)  # the close or drain deadline ...
         self.deadlineEvent: Event | None = None  # ... and the event it sends
         self.drainAt = 0.0
         self.clientCertificateSubject = self.clientCertificateCN = None
@@ -273,7 +275,7 @@ class Frontend(_Side):
         if self.listener.log.debugEnabled:
             self.log("debug", "accept", client=self.clientAddress)
         self.lastActivity = self.opened = self.listener.reactor.seconds()
-        self.idleTimer = self.listener.reactor.callLater(self.listener.config.idle_timeout, self._idleCheck)
+        self.idleDeadline.arm(self.opened + self.listener.config.idle_timeout)
         self._handle(Event.ACCEPT_TLS if self.listener.tlsFront else Event.ACCEPT_PLAIN)
 
     def dataReceived(self, data):
@@ -299,12 +301,10 @@ class Frontend(_Side):
         self._handle(Event.BACKEND_FAILED, reason)
 
     def _idleCheck(self):
-        self.idleTimer = None
-        now = self.listener.reactor.seconds()
         last = max(self.lastActivity, self.peer.lastActivity if self.peer else 0.0)
-        remaining = last + self.listener.config.idle_timeout - now
-        if remaining > 0:
-            self.idleTimer = self.listener.reactor.callLater(remaining, self._idleCheck)
+        idleUntil = last + self.listener.config.idle_timeout
+        if idleUntil > self.listener.reactor.seconds():
+            self.idleDeadline.arm(idleUntil)
             return
         self.log("info", "idle_timeout", seconds=self.listener.config.idle_timeout)
         self._handle(Event.IDLE_TIMEOUT)
@@ -315,7 +315,6 @@ class Frontend(_Side):
         self._handle(Event.DRAIN)
 
     def _deadlineExpired(self) -> None:
-        self.deadline = None
         assert self.deadlineEvent is not None  # armed together with the deadline
         self._handle(self.deadlineEvent)
 
@@ -373,19 +372,16 @@ class Frontend(_Side):
         self.backendError = _closeError(failure)
 
     def _stopIdleTimer(self) -> None:
-        if self.idleTimer is not None and self.idleTimer.active():
-            self.idleTimer.cancel()
-        self.idleTimer = None
+        self.idleDeadline.disarm()
 
     def _arm(self, delay: float, event: Event) -> None:
         """The deadline: C{event} after C{delay} seconds, unless one is armed sooner."""
-        reactor = self.listener.reactor
-        if self.deadline is not None:
-            if self.deadline.getTime() <= reactor.seconds() + delay:
-                return
-            self.deadline.cancel()
+        at = self.listener.reactor.seconds() + delay
+        armed = self.deadline.at
+        if armed is not None and armed <= at:
+            return
         self.deadlineEvent = event
-        self.deadline = reactor.callLater(max(delay, 0.0), self._deadlineExpired)
+        self.deadline.arm(at)
 
     def _armCloseDeadline(self, failure) -> None:
         self._stopIdleTimer()  # the close deadline replaces it
@@ -407,9 +403,7 @@ class Frontend(_Side):
     def _finish(self, failure) -> None:
         """Both sides are gone: the slot back, the counters, the one close line."""
         self._stopIdleTimer()
-        if self.deadline is not None:
-            self.deadline.cancel()
-            self.deadline = None
+        self.deadline.disarm()
         self.listener.connectionClosed(self)
         by = self.lifecycle.reason
         stats = self.listener.stats
@@ -604,6 +598,8 @@ class ListenerTLS:
 
         self.config = config
         self.reactor = reactor
+        # The handshake timeouts on the proxy's deadline sweep, not a callLater each.
+        self.timeoutClock = deadlinesFor(reactor) if reactor is not None else None
         alpn = [p.encode() for p in config.alpnProtocols] or None
         self.serverOptions = None
         if TLS_FRONT[config.mode]:
@@ -611,7 +607,7 @@ class ListenerTLS:
                 config.cert, config.key, acceptableProtocols=alpn, serverNames=dict(config.sniCertificates) or None,
                 clientCertificate=config.clientCertificatePolicy, caFile=config.client_ca,
                 minimumVersion=config.min_version, ciphers=config.ciphers, tls13Ciphers=config.tls13_ciphers,
-                groups=config.groups, handshakeTimeout=config.handshakeTimeout, reactor=reactor,
+                groups=config.groups, handshakeTimeout=config.handshakeTimeout, reactor=self.timeoutClock,
                 keyLogFile=config.keyLogFile or False,  # never SSLKEYLOGFILE: only an explicit --keylog
                 sessionTickets=True if config.session_tickets is None else config.session_tickets,
                 ticketKeys=processTicketKeys() if config.session_tickets != 0 else None)
@@ -629,7 +625,7 @@ class ListenerTLS:
                 self.config.backendServerName, caFile=self.config.backend_ca,
                 trustRoot="platform", acceptableProtocols=list(key) or None,
                 clientCertificate=self.config.backend_cert, clientKey=self.config.backend_key,
-                handshakeTimeout=self.config.backendHandshakeTimeout, reactor=self.reactor,
+                handshakeTimeout=self.config.backendHandshakeTimeout, reactor=self.timeoutClock,
                 keyLogFile=self.config.keyLogFile or False)
         return options
 
@@ -739,7 +735,8 @@ class Listener(Factory):
             factory.noisy = False
         if self.config.proxy_protocol:
             factory = _HeaderFirstFactory(factory, self._proxyHeader(frontend, info))
-        return eagerConnectTCP(self.reactor, host, port, factory, self.config.connectTimeout)
+        return eagerConnectTCP(self.reactor, host, port, factory, self.config.connectTimeout,
+                               timeoutClock=deadlinesFor(self.reactor))
 
     def _proxyHeader(self, frontend: Frontend, info) -> bytes:
         peer, local = frontend.transport.getPeer(), frontend.transport.getHost()
