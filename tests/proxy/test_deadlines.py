@@ -10,7 +10,7 @@ import random
 
 from twisted.internet.task import Clock
 
-from tlsfast.proxy._deadlines import RESOLUTION, Deadlines, deadlinesFor
+from tlsfast.proxy._deadlines import RESOLUTION, Deadline, Deadlines, deadlinesFor
 
 
 def sweep():
@@ -21,7 +21,7 @@ def sweep():
 def test_a_deadline_expires_at_its_time_not_before():
     clock, deadlines = sweep()
     fired = []
-    deadline = deadlines.deadline(lambda: fired.append(clock.seconds()))
+    deadline = Deadline(deadlines, lambda: fired.append(clock.seconds()))
     deadline.arm(5.0)
     clock.advance(4.99)
     assert fired == [] and deadline.active()
@@ -32,7 +32,7 @@ def test_a_deadline_expires_at_its_time_not_before():
 
 def test_one_timer_for_many_deadlines():
     clock, deadlines = sweep()
-    armed = [deadlines.deadline(lambda: None) for _ in range(1000)]
+    armed = [Deadline(deadlines, lambda: None) for _ in range(1000)]
     for index, deadline in enumerate(armed):
         deadline.arm(10.0 + index / 1000)
     assert len(clock.getDelayedCalls()) == 1
@@ -41,8 +41,8 @@ def test_one_timer_for_many_deadlines():
 def test_disarmed_deadlines_do_not_expire_and_leave_no_timer():
     clock, deadlines = sweep()
     fired = []
-    first = deadlines.deadline(lambda: fired.append("first"))
-    second = deadlines.deadline(lambda: fired.append("second"))
+    first = Deadline(deadlines, lambda: fired.append("first"))
+    second = Deadline(deadlines, lambda: fired.append("second"))
     first.arm(1.0)
     second.arm(2.0)
     first.disarm()
@@ -59,7 +59,7 @@ def test_disarmed_deadlines_do_not_expire_and_leave_no_timer():
 def test_rearming_later_moves_the_expiry():
     clock, deadlines = sweep()
     fired = []
-    deadline = deadlines.deadline(lambda: fired.append(clock.seconds()))
+    deadline = Deadline(deadlines, lambda: fired.append(clock.seconds()))
     deadline.arm(1.0)
     deadline.arm(3.0)
     clock.advance(1.0)
@@ -71,7 +71,7 @@ def test_rearming_later_moves_the_expiry():
 def test_rearming_earlier_moves_the_expiry_and_fires_once():
     clock, deadlines = sweep()
     fired = []
-    deadline = deadlines.deadline(lambda: fired.append(clock.seconds()))
+    deadline = Deadline(deadlines, lambda: fired.append(clock.seconds()))
     deadline.arm(5.0)
     deadline.arm(2.0)
     clock.advance(2.0)
@@ -87,7 +87,7 @@ def test_expiry_order_and_never_more_than_a_resolution_late():
     times = [rng.uniform(0.0, 20.0) for _ in range(500)]
     fired: list[tuple[float, float]] = []
     for at in times:
-        deadlines.deadline(lambda at=at: fired.append((at, clock.seconds()))).arm(at)
+        Deadline(deadlines, lambda at=at: fired.append((at, clock.seconds()))).arm(at)
     while clock.getDelayedCalls():
         clock.advance(0.01)
     assert sorted(at for at, _ in fired) == sorted(times)
@@ -102,7 +102,7 @@ def test_sweeps_are_at_least_a_resolution_apart():
     clock, deadlines = sweep()
     sweeps = []
     for index in range(100):
-        deadlines.deadline(lambda: sweeps.append(clock.seconds())).arm(1.0 + index * 0.001)
+        Deadline(deadlines, lambda: sweeps.append(clock.seconds())).arm(1.0 + index * 0.001)
     while clock.getDelayedCalls():
         clock.advance(0.001)
     distinct = sorted(set(sweeps))
@@ -113,13 +113,13 @@ def test_sweeps_are_at_least_a_resolution_apart():
 def test_an_expiry_may_arm_another_deadline():
     clock, deadlines = sweep()
     fired = []
-    second = deadlines.deadline(lambda: fired.append(("second", clock.seconds())))
+    second = Deadline(deadlines, lambda: fired.append(("second", clock.seconds())))
 
     def first():
         fired.append(("first", clock.seconds()))
         second.arm(clock.seconds() + 2.0)
 
-    deadlines.deadline(first).arm(1.0)
+    Deadline(deadlines, first).arm(1.0)
     clock.advance(1.0)
     clock.advance(2.0)
     assert fired == [("first", 1.0), ("second", 3.0)]
@@ -133,9 +133,9 @@ def test_an_expiry_that_raises_does_not_stop_the_others():
     def broken():
         raise RuntimeError("boom")
 
-    deadlines.deadline(broken).arm(1.0)
-    deadlines.deadline(lambda: fired.append(clock.seconds())).arm(1.0)
-    deadlines.deadline(lambda: fired.append(clock.seconds())).arm(4.0)
+    Deadline(deadlines, broken).arm(1.0)
+    Deadline(deadlines, lambda: fired.append(clock.seconds())).arm(1.0)
+    Deadline(deadlines, lambda: fired.append(clock.seconds())).arm(4.0)
     clock.advance(1.0)
     clock.advance(3.0)
     assert fired == [1.0, 4.0]
@@ -143,10 +143,10 @@ def test_an_expiry_that_raises_does_not_stop_the_others():
 
 def test_many_connections_disarming_keep_the_heap_small():
     clock, deadlines = sweep()
-    kept = deadlines.deadline(lambda: None)
+    kept = Deadline(deadlines, lambda: None)
     kept.arm(1000.0)
     for index in range(10_000):
-        deadline = deadlines.deadline(lambda: None)
+        deadline = Deadline(deadlines, lambda: None)
         deadline.arm(300.0 + index)
         deadline.disarm()
     assert deadlines.armed == 1

@@ -19,6 +19,13 @@ C{Port.transport} class attribute, C{Connector._makeTransport} and the
 module-level C{tcp.Client} it instantiates, and the connector's
 C{timeoutID} (what L{connectTCP} arms on another clock: C{timeoutClock}).  L{SURFACE} checks them; when
 it fails nothing here is used and Twisted's transports are.
+
+L{DirectClient} connects to an IP address in the turn it is asked to:
+Twisted's C{Client} schedules the connect a reactor turn later
+(C{callLater(0)}) and passes the address through a Deferred even when it
+needs no resolving.  Its private surface (C{_finishInit}, C{_setRealAddress},
+C{_requiresResolution}, C{_commonConnection}) is checked by
+L{CONNECT_SURFACE}; when that fails, L{connectTCP} uses L{EagerConnector}.
 """
 
 from __future__ import annotations
@@ -83,7 +90,71 @@ class EagerConnector(tcp.Connector):
         return EagerClient(self.host, self.port, self.bindAddress, self, self.reactor)
 
 
+class DirectClient(EagerClient):
+    """
+    An L{EagerClient} that, to an IP address, connects when told
+    (L{connectNow}) rather than a reactor turn later.  A host name takes
+    Twisted's way (resolved a turn later).
+    """
+
+    _waiting = False
+
+    def _finishInit(self, whenDone: Any, skt: Any, error: Any, reactor: Any) -> None:
+        if whenDone and not self._requiresResolution:
+            self._commonConnection.__init__(self, skt, None, reactor)  # type: ignore[arg-type]  # as Twisted's _finishInit: the protocol comes with the connect
+            self._waiting = True
+        else:
+            super()._finishInit(whenDone, skt, error, reactor)
+
+    def connectNow(self) -> None:
+        """Start the connect (once); its outcome reaches the connector as usual."""
+        if self._waiting:
+            self._waiting = False
+            self._setRealAddress(self.addr)
+
+
+class DirectConnector(EagerConnector):
+    """
+    An L{EagerConnector} whose connect starts in C{connect()} (a
+    L{DirectClient}), timed out by C{timeoutClock}.  Success or failure may
+    so be reported before C{connect()} returns.
+    """
+
+    def __init__(self, host: str, port: int, factory: Any, timeout: float | None, bindAddress: Any,
+                 reactor: Any, timeoutClock: Any) -> None:
+        super().__init__(host, port, factory, None, bindAddress, reactor)  # type: ignore[arg-type]  # None: no timeout on the reactor (Twisted tests for None)
+        self.connectTimeout = timeout
+        self.timeoutClock = timeoutClock
+
+    def _makeTransport(self) -> DirectClient:
+        self.directTransport = DirectClient(self.host, self.port, self.bindAddress, self, self.reactor)
+        return self.directTransport
+
+    def connect(self) -> None:
+        super().connect()
+        _armTimeout(self, self.timeoutClock, self.connectTimeout)
+        self.directTransport.connectNow()
+
+
+def _armTimeout(connector: Any, clock: Any, timeout: float | None) -> None:
+    """What C{BaseConnector.connect} does with its timeout, on C{clock}."""
+    if timeout is not None:
+        connector.timeoutID = clock.callLater(timeout, connector.transport.failIfNotConnected,
+                                              error.TimeoutError())
+
+
+def checkConnect() -> Surface:
+    """Check the names L{DirectClient} uses (at import: L{CONNECT_SURFACE})."""
+    return Surface("twisted.internet.tcp connect", "Twisted", TWISTED_TESTED).require(
+        missingParameters(tcp.BaseClient, "_finishInit", ("self", "whenDone", "skt", "error", "reactor")),
+        missingParameters(tcp.BaseClient, "_setRealAddress", ("self", "address")),
+        missingAttributes(tcp.BaseClient, ("_commonConnection", "failIfNotConnected")),
+        missingAssignments(tcp._BaseTCPClient.__init__, ("_requiresResolution", "addr", "connector")),
+    )
+
+
 SURFACE = check()
+CONNECT_SURFACE = checkConnect()
 
 # How tlsfast._engine's socket ends (RecordLoop, PlainRelay) tell that a TCP
 # transport's write queue is empty, so that they may send() at once: each
@@ -130,15 +201,17 @@ def connectTCP(reactor: Any, host: str, port: int, factory: Any, timeout: float 
     """
     if not SURFACE.usable or not hasattr(reactor, "addReader"):
         return reactor.connectTCP(host, port, factory, timeout=timeout, bindAddress=bindAddress)
-    connector = EagerConnector(host, port, factory, None if timeoutClock is not None else timeout,
-                               bindAddress, reactor)
-    connector.connect()
-    if timeoutClock is not None and timeout is not None:
-        # What BaseConnector.connect does with its timeout, on the other clock;
-        # the connect itself starts a reactor turn later, so nothing can have
-        # failed or succeeded yet.
-        connector.timeoutID = timeoutClock.callLater(timeout, connector.transport.failIfNotConnected,
-                                                     error.TimeoutError())
+    if timeoutClock is None:
+        connector = EagerConnector(host, port, factory, timeout, bindAddress, reactor)
+        connector.connect()
+    elif CONNECT_SURFACE.usable:
+        connector = DirectConnector(host, port, factory, timeout, bindAddress, reactor, timeoutClock)
+        connector.connect()
+    else:
+        connector = EagerConnector(host, port, factory, None, bindAddress, reactor)  # type: ignore[arg-type]  # None: as above
+        connector.connect()
+        # The connect itself starts a reactor turn later: nothing can have failed or succeeded yet.
+        _armTimeout(connector, timeoutClock, timeout)
     return connector
 
 

@@ -26,11 +26,10 @@ What it guarantees:
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import weakref
 from collections.abc import Callable
 from functools import partial
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from twisted.logger import Logger
@@ -56,29 +55,46 @@ class Deadline:
     (C{active}, C{cancel}, C{getTime}).
     """
 
-    __slots__ = ("_deadlines", "_queued", "_queuedAt", "at", "expired")
+    # (Arming and disarming are on every connection's path: written out
+    # here rather than spread over helper calls.)
+    __slots__ = ("_deadlines", "_entry", "_queuedAt", "at", "expired")
 
     def __init__(self, deadlines: Deadlines, expired: Callable[[], object]) -> None:
         self._deadlines = deadlines
         self.expired = expired
         self.at: float | None = None  # when it expires (clock time), None when disarmed
-        self._queued: int | None = None  # the sequence number of its live heap entry
+        self._entry: tuple[float, int, Deadline] | None = None  # its live heap entry ...
         self._queuedAt = 0.0  # ... and that entry's time
 
     def arm(self, at: float) -> None:
         """Expire at C{at} (clock time), instead of any time armed before."""
-        self._deadlines._arm(self, at)
+        deadlines = self._deadlines
+        if self.at is None:
+            deadlines.armed += 1
+        self.at = at
+        if self._entry is None or at < self._queuedAt:
+            deadlines._pushed += 1
+            self._entry = entry = (at, deadlines._pushed, self)
+            self._queuedAt = at
+            heappush(deadlines._heap, entry)
+            if at < deadlines._sweepAt:
+                deadlines._sweepBy(at)
 
     def disarm(self) -> None:
         """Do not expire (a no-op when not armed)."""
         if self.at is not None:
-            self._deadlines._disarm(self)
+            self.at = None
+            deadlines = self._deadlines
+            deadlines.armed -= 1
+            if not deadlines.armed:
+                deadlines._clear()
+            elif deadlines._pushed - deadlines._compactedAt > 2 * deadlines.armed + _SLACK:
+                deadlines._compact()
+
+    cancel = disarm
 
     def active(self) -> bool:
         return self.at is not None
-
-    def cancel(self) -> None:
-        self.disarm()
 
     def getTime(self) -> float | None:
         return self.at
@@ -94,71 +110,46 @@ class Deadlines:
 
     def __init__(self, clock: Any, resolution: float = RESOLUTION) -> None:
         self.clock = clock
+        self.seconds: Callable[[], float] = clock.seconds
         self.resolution = resolution
         self._heap: list[tuple[float, int, Deadline]] = []
-        self._sequence = itertools.count()
+        self._pushed = 0  # entries pushed so far (their sequence numbers, for ties)
+        self._compactedAt = 0  # ... as of the last compaction or clearing
         self.armed = 0  # deadlines armed now
         self._sweepCall: Any = None  # the clock's IDelayedCall for the next sweep
         self._sweepAt = float("inf")
         self._notBefore = float("-inf")  # the last sweep's time + resolution
 
-    def seconds(self) -> float:
-        return self.clock.seconds()
-
-    def deadline(self, expired: Callable[[], object]) -> Deadline:
-        """A new, disarmed L{Deadline} calling C{expired}."""
-        return Deadline(self, expired)
-
     def callLater(self, delay: float, function: Callable[..., object], *args: object,
                   **kwargs: object) -> Deadline:
         """C{IReactorTime.callLater}, at this sweep's resolution."""
         deadline = Deadline(self, partial(function, *args, **kwargs) if args or kwargs else function)
-        deadline.arm(self.clock.seconds() + delay)
+        deadline.arm(self.seconds() + delay)
         return deadline
-
-    # -- arming -------------------------------------------------------------------
-
-    def _arm(self, deadline: Deadline, at: float) -> None:
-        if deadline.at is None:
-            self.armed += 1
-        deadline.at = at
-        if deadline._queued is None or at < deadline._queuedAt:
-            self._push(deadline, at)
-        self._sweepBy(at)
-
-    def _push(self, deadline: Deadline, at: float) -> None:
-        sequence = next(self._sequence)
-        heapq.heappush(self._heap, (at, sequence, deadline))
-        deadline._queued, deadline._queuedAt = sequence, at
-
-    def _disarm(self, deadline: Deadline) -> None:
-        deadline.at = None
-        self.armed -= 1
-        if not self.armed:
-            self._clear()
-        elif len(self._heap) > 2 * self.armed + _SLACK:
-            self._compact()
 
     def _clear(self) -> None:
         """Nothing armed: no entries, no timer left on the clock."""
         for _, _, deadline in self._heap:
-            deadline._queued = None
+            deadline._entry = None
         self._heap = []
+        self._compactedAt = self._pushed
         if self._sweepCall is not None:
             self._sweepCall.cancel()
             self._sweepCall, self._sweepAt = None, float("inf")
 
     def _compact(self) -> None:
+        """Drop the entries of deadlines disarmed or moved earlier since."""
         live = []
         for entry in self._heap:
             deadline = entry[2]
-            if deadline._queued == entry[1]:
+            if deadline._entry is entry:
                 if deadline.at is None:
-                    deadline._queued = None
+                    deadline._entry = None
                 else:
                     live.append(entry)
-        heapq.heapify(live)
+        heapify(live)
         self._heap = live
+        self._compactedAt = self._pushed - len(live)
 
     # -- the sweep ------------------------------------------------------------------
 
@@ -167,40 +158,40 @@ class Deadlines:
         if at < self._notBefore:
             at = self._notBefore
         if at < self._sweepAt:
-            self._scheduleSweep(at)
-
-    def _scheduleSweep(self, at: float) -> None:
-        if self._sweepCall is not None:
-            self._sweepCall.cancel()
-        self._sweepAt = at
-        self._sweepCall = self.clock.callLater(max(at - self.clock.seconds(), 0.0), self._sweep)
+            if self._sweepCall is not None:
+                self._sweepCall.cancel()
+            self._sweepAt = at
+            self._sweepCall = self.clock.callLater(max(at - self.seconds(), 0.0), self._sweep)
 
     def _sweep(self) -> None:
-        self._sweepCall, self._sweepAt = None, float("inf")
-        now = self.clock.seconds()
+        # -inf: arming during the sweep schedules nothing; the end of the sweep does, once.
+        self._sweepCall, self._sweepAt = None, float("-inf")
+        now = self.seconds()
         self._notBefore = now + self.resolution
         due = now + _ROUNDING
-        heap = self._heap
         try:
-            while heap and heap[0][0] <= due:
-                _, sequence, deadline = heapq.heappop(heap)
-                if deadline._queued != sequence:
+            while self._heap and self._heap[0][0] <= due:
+                entry = heappop(self._heap)
+                deadline = entry[2]
+                if deadline._entry is not entry:
                     continue  # moved earlier since: a newer entry stands for it
-                deadline._queued = None
+                deadline._entry = None
                 at = deadline.at
                 if at is None:
                     continue  # disarmed
                 if at > due:
-                    self._push(deadline, at)  # moved later since
+                    deadline.at = None  # moved later since: armed again, for its new time
+                    self.armed -= 1
+                    deadline.arm(at)
                     continue
                 deadline.at = None
                 self.armed -= 1
                 try:
                     deadline.expired()
-                except Exception:
+                except Exception:  # noqa: BLE001 - as the reactor does for a DelayedCall: log it, go on with the others
                     _log.failure("a deadline's expiry failed")
-                heap = self._heap  # (a disarm in expired() may have compacted it)
         finally:
+            self._sweepAt = float("inf")
             if not self.armed:
                 self._clear()
             else:
@@ -208,11 +199,15 @@ class Deadlines:
 
 
 _byClock: weakref.WeakKeyDictionary[Any, Deadlines] = weakref.WeakKeyDictionary()
+_last: list[Any] = [None, None]  # the clock asked for last and its Deadlines: a process has one reactor
 
 
 def deadlinesFor(clock: Any) -> Deadlines:
     """The L{Deadlines} of C{clock} (a reactor, or a test's C{Clock}): one each."""
+    if clock is _last[0]:
+        return _last[1]
     deadlines = _byClock.get(clock)
     if deadlines is None:
         deadlines = _byClock[clock] = Deadlines(clock)
+    _last[:] = clock, deadlines
     return deadlines

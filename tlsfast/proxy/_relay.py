@@ -56,7 +56,7 @@ from tlsfast import ACCELERATED
 from tlsfast._addresses import describeAddress, hostPort
 from tlsfast._foreign import twistedtcp
 from tlsfast.options import ClientOptions, ServerOptions, connectionInfo
-from tlsfast.proxy._deadlines import deadlinesFor
+from tlsfast.proxy._deadlines import Deadline, deadlinesFor
 from tlsfast.proxy._eager import abort as abortTransport
 from tlsfast.proxy._eager import connectTCP as eagerConnectTCP
 from tlsfast.proxy._lifecycle import Action, Event, Lifecycle, Reason
@@ -244,8 +244,8 @@ class Frontend(_Side):
         self.backendConnector: Any = None  # the IConnector dialling the backend
         self.backendAddress = listener.config.backendAddress
         deadlines = deadlinesFor(listener.reactor)
-        self.idleDeadline = deadlines.deadline(self._idleCheck)
-        self.deadline = deadlines.deadline(self._deadlineExpired)  # the close or drain deadline ...
+        self.idleDeadline = Deadline(deadlines, self._idleCheck)
+        self.deadline = Deadline(deadlines, self._deadlineExpired)  # the close or drain deadline ...
         self.deadlineEvent: Event | None = None  # ... and the event it sends
         self.drainAt = 0.0
         self.clientCertificateSubject = self.clientCertificateCN = None
