@@ -108,6 +108,15 @@ def test_everySurfaceIsUsableHere():
         assert module.SURFACE.problems == [], module.__name__
 
 
+def test_surfacesListsEveryCheckOfEveryModule():
+    """tlsfast info reports each check, the separately checked ones (MORE_SURFACES) too."""
+    from tlsfast._foreign import surfaces
+
+    listed = surfaces()
+    assert twistedtcp.CONNECT_SURFACE in listed and twistedtcp.SURFACE in listed
+    assert all(surface.problems == [] for surface in listed), [s.problems for s in listed]
+
+
 def test_versionOutsideTheTestedRange(monkeypatch):
     monkeypatch.delenv("TLSFAST_ALLOW_UNTESTED", raising=False)
     surface = Surface("x", "Twisted", ((1, 0), (2, 0))).require()

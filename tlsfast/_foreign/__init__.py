@@ -118,7 +118,16 @@ MODULES = ("cryptobinding", "pyopenssl", "ticketcontrol", "twistedtls", "twisted
 
 
 def surfaces() -> list[Surface]:
-    """Every surface's import-time check (importing each seam module)."""
+    """
+    Every surface's import-time check (importing each seam module): its
+    C{SURFACE}, then any further ones it checks separately
+    (C{MORE_SURFACES}, names of module attributes).
+    """
     import importlib
 
-    return [importlib.import_module(f"{__name__}.{module}").SURFACE for module in MODULES]
+    found = []
+    for name in MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        found.append(module.SURFACE)
+        found += [getattr(module, attribute) for attribute in getattr(module, "MORE_SURFACES", ())]
+    return found

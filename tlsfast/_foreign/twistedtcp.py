@@ -155,6 +155,7 @@ def checkConnect() -> Surface:
 
 SURFACE = check()
 CONNECT_SURFACE = checkConnect()
+MORE_SURFACES = ("CONNECT_SURFACE",)  # (for tlsfast info, through surfaces())
 
 # How tlsfast._engine's socket ends (RecordLoop, PlainRelay) tell that a TCP
 # transport's write queue is empty, so that they may send() at once: each
