@@ -256,6 +256,8 @@ cdef class RecordLoop(SocketEnd):
     release_socket(), receive() and deliver().
     """
     # aggregator
+    cdef bint aggregates            # BufferingTLSTransport (else an unbuffered protocol)
+    cdef object receive_general     # the protocol's Python dataReceived (any state)
     cdef object sink                # the unaggregated write (Twisted's write)
     cdef object clock               # IReactorTime for the next-turn flush
     cdef Py_ssize_t max_buffer
@@ -271,17 +273,27 @@ cdef class RecordLoop(SocketEnd):
     cdef object send_failed
     cdef object deliver_general
 
-    def __init__(self, sink, clock, Py_ssize_t max_buffer):
+    def __init__(self, sink, clock, Py_ssize_t max_buffer, bint aggregates, receive_general):
         self.sink = sink
         self.clock = clock
         self.max_buffer = max_buffer
+        self.aggregates = aggregates
+        self.receive_general = receive_general
         self.buffered = []
         self.scheduled = None
 
     # -- Twisted's aggregator interface -------------------------------------
 
     def write(self, data):
-        """Buffer ``data`` (Twisted's _AggregateSmallWrites.write)."""
+        """
+        The protocol's write.  Aggregating: buffer ``data`` (Twisted's
+        _AggregateSmallWrites.write).  Not aggregating (an unbuffered
+        TLSMemoryBIOProtocol): encrypt it now, one record per write, and
+        send it now or, during a delivery, when the delivery returns.
+        """
+        if not self.aggregates:
+            self._write_through(data)
+            return
         if not PyBytes_CheckExact(data):
             data = data + b""       # as Twisted: copies a bytearray, refuses str
         self.buffered.append(data)
@@ -309,6 +321,23 @@ cdef class RecordLoop(SocketEnd):
         if self.scheduled is not None:
             self.scheduled.cancel()
         self.scheduled_flush()
+
+    cdef int _write_through(self, data) except -1:
+        engine = self.engine
+        if (engine is None or not PyBytes_CheckExact(data) or PyBytes_GET_SIZE(data) > WRITE_ROUND
+                or self.protocol._established is not engine):
+            self.sink(data)     # the general write: close, producer and state checks
+            return 0
+        try:
+            engine._encrypt(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        except BaseException as error:
+            if not isinstance(error, self.error_type):
+                raise
+            self.send_failed()
+            return 0
+        if not self.delivering:
+            self._send_outgoing()
+        return 0
 
     cdef object _take_buffered(self):
         """Everything buffered, joined (None if nothing), and the buffer emptied."""
@@ -340,6 +369,17 @@ cdef class RecordLoop(SocketEnd):
         self.send_failed = send_failed
         self.deliver_general = deliver_general
 
+    def release(self):
+        """
+        The connection is gone: drop every reference (the protocol's
+        methods, the engine, the socket, the relay), so that nothing keeps
+        the protocol alive through the loop.  The loop does nothing after.
+        """
+        self.bind(None, None, None, None, None, None)
+        self.sink = self.receive_general = self.clock = None
+        self.buffered = []
+        self.buffered_size = 0
+
     # -- the loop -----------------------------------------------------------
 
     cdef object _read_event(self):
@@ -351,16 +391,17 @@ cdef class RecordLoop(SocketEnd):
         self._ciphertext_in(_recv_buffer, <Py_ssize_t>result)
         return None
 
-    def receive(self, bytes data):
+    def data_received(self, data):
         """
-        Ciphertext from a transport that is not this loop's socket.  Returns
-        False, having done nothing, when the connection is not established
-        (then the protocol's general path must take ``data``).
+        The protocol's dataReceived (ciphertext from a transport that is not
+        this loop's socket): established, in C; otherwise, or for data that
+        is not bytes, the protocol's general path.
         """
-        if self.engine is None or self.protocol._established is not self.engine:
-            return False
-        self._ciphertext_in(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
-        return True
+        engine = self.engine
+        if engine is not None and PyBytes_CheckExact(data) and self.protocol._established is engine:
+            self._ciphertext_in(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        else:
+            self.receive_general(data)
 
     def deliver(self, plaintext):
         """

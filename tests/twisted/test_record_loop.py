@@ -243,7 +243,9 @@ class AggregatorContractTests(SynchronousTestCase):
 
         self.clock = Clock()
         self.sink = Sink()
-        self.loop = RecordLoop(self.sink, self.clock, stock_tls._AggregateSmallWrites.MAX_BUFFER_SIZE)
+        self.general = Sink()
+        self.loop = RecordLoop(self.sink, self.clock, stock_tls._AggregateSmallWrites.MAX_BUFFER_SIZE, True,
+                               self.general)
 
     def test_writesJoinedAtTheNextTurn(self):
         self.loop.write(b"a")
@@ -282,9 +284,20 @@ class AggregatorContractTests(SynchronousTestCase):
         self.loop.close()
         self.assertEqual(self.sink.written, [])
 
-    def test_receiveUnboundDoesNothing(self):
-        """Unbound (no engine), the loop takes no ciphertext: the protocol's general path must."""
-        self.assertFalse(self.loop.receive(b"\x16\x03\x01"))
+    def test_unboundReceiveGoesToTheGeneralPath(self):
+        """Unbound (no engine), ciphertext goes to the protocol's general dataReceived."""
+        self.loop.data_received(b"\x16\x03\x01")
+        self.loop.data_received(bytearray(b"\x16"))
+        self.assertEqual(self.general.written, [b"\x16\x03\x01", bytearray(b"\x16")])
+
+    def test_unbufferedWritesGoThroughWhenUnbound(self):
+        """Not aggregating and unbound: each write goes to the general write at once, nothing is scheduled."""
+        from tlsfast._engine import RecordLoop
+
+        loop = RecordLoop(self.sink, None, 0, False, self.general)
+        loop.write(b"a")
+        loop.write(b"b")
+        self.assertEqual(self.sink.written, [b"a", b"b"])
 
     def test_doReadWithoutSocket(self):
         self.assertIsNone(self.loop.doRead())
@@ -296,6 +309,5 @@ class AggregatorContractTests(SynchronousTestCase):
 
     def test_misuseRaises(self):
         """Wrong types and an unbound loop raise; nothing reaches OpenSSL."""
-        self.assertRaises(TypeError, self.loop.receive, "text")
         self.assertRaises(TypeError, self.loop.bind, object(), None, None, None, None, None)
         self.assertRaises(AttributeError, self.loop.deliver, b"plaintext")

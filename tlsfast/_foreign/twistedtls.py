@@ -225,6 +225,22 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         for flag in (TLSMemoryBIOProtocol._aborted, TLSMemoryBIOProtocol._lostTLSConnection,
                      TLSMemoryBIOProtocol.disconnecting):
             state.setdefault(flag.name, flag.default)
+        if not self._aggregates and SURFACE.usable and ACCELERATED:
+            self._useLoop(RecordLoop(TLSMemoryBIOProtocol.write.__get__(self), None, 0, False,
+                                     TLSMemoryBIOProtocol.dataReceived.__get__(self)))
+
+    # Does this class aggregate small writes (BufferingTLSTransport)?
+    _aggregates = False
+
+    def _useLoop(self, loop):
+        """
+        Run this connection's established records through C{loop}: it
+        becomes the protocol's C{write} and C{dataReceived} (each falls back
+        to the methods below in any other state).
+        """
+        self._loop = loop
+        self.write = loop.write
+        self.dataReceived = loop.data_received
     _observers: tuple[TLSConnectionObserver, ...] = ()
 
     def addConnectionObserver(self, observer: TLSConnectionObserver) -> None:
@@ -271,6 +287,18 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         if loop is not None:
             loop.bind(self._engine, self, Error, self._loopReceiveFailed, self._loopSendFailed,
                       self._deliverGeneral)
+
+    def _releaseLoop(self) -> None:
+        """The connection is gone: back to the class's methods, and let the loop go."""
+        loop = self._loop
+        if loop is None:
+            return
+        self._loop = None
+        state = self.__dict__
+        state.pop("dataReceived", None)
+        if state.get("write") == loop.write:  # (not BufferingTLSTransport's null aggregator)
+            del state["write"]
+        loop.release()
 
     def _loopReceiveFailed(self):
         """The record loop's C{engine.receive()} raised (called in its except block)."""
@@ -449,12 +477,15 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
 
     def _deliverToApplication(self, plaintext):
         """
-        Call the application's C{dataReceived}.  (L{BufferingTLSTransport}
-        flushes the application's replies as soon as it returns.)
+        Call the application's C{dataReceived}; through the record loop,
+        which also sends what the application wrote meanwhile.
 
         @return: whether everything OpenSSL queued has been sent since (so
             the caller need not ask the engine again).
         """
+        loop = self._loop
+        if loop is not None:
+            return loop.deliver(plaintext)
         self.wrappedProtocol.dataReceived(plaintext)  # (ProtocolWrapper.dataReceived, inlined)
         return False
 
@@ -518,6 +549,7 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
             observer.tlsConnectionLost(self, reason)
         engine = self._engine
         if engine is None:
+            self._releaseLoop()
             return StockTLSMemoryBIOProtocol.connectionLost(self, reason)
         if not self._lostTLSConnection:
             try:
@@ -532,10 +564,10 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         self.connected = False
         ProtocolWrapper.connectionLost(self, reason)
         # Break the cycles protocol -> engine -> Connection -> app data and
-        # protocol -> loop -> protocol.
+        # protocol -> loop -> protocol (Twisted's test_noCircularReferences).
         self._tlsConnection = None
         self._engine = None
-        self._bindLoop()
+        self._releaseLoop()
 
     # -- outgoing -----------------------------------------------------------
 
@@ -634,22 +666,16 @@ class BufferingTLSTransport(StockBufferingTLSTransport, TLSMemoryBIOProtocol):
     flush lands in the stock C{write}, which calls our C{_write}.
     """
 
+    _aggregates = True
+
     def __init__(self, factory, wrappedProtocol, _connectWrapped=True):
         StockBufferingTLSTransport.__init__(self, factory, wrappedProtocol, _connectWrapped)
         if not SURFACE.usable or not ACCELERATED:
             return
         stock = self._aggregator
-        self._loop = self._aggregator = RecordLoop(stock._write, stock._clock, stock.MAX_BUFFER_SIZE)
-        self.write = self._aggregator.write
-
-    def dataReceived(self, data):
-        """
-        Established: the record loop's one call.  Otherwise (and for
-        non-bytes data) the general path.
-        """
-        loop = self._loop
-        if loop is None or type(data) is not bytes or not loop.receive(data):
-            TLSMemoryBIOProtocol.dataReceived(self, data)
+        self._aggregator = RecordLoop(stock._write, stock._clock, stock.MAX_BUFFER_SIZE, True,
+                                      TLSMemoryBIOProtocol.dataReceived.__get__(self))
+        self._useLoop(self._aggregator)
 
     def writeNow(self, data):
         """
@@ -661,12 +687,6 @@ class BufferingTLSTransport(StockBufferingTLSTransport, TLSMemoryBIOProtocol):
         """
         self._aggregator.flush()
         TLSMemoryBIOProtocol.write(self, data)  # the unaggregated write: close and producer checks
-
-    def _deliverToApplication(self, plaintext):
-        loop = self._loop
-        if loop is None:
-            return TLSMemoryBIOProtocol._deliverToApplication(self, plaintext)
-        return loop.deliver(plaintext)
 
 
 class TLSMemoryBIOFactory(StockTLSMemoryBIOFactory):
