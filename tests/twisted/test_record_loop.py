@@ -18,10 +18,11 @@ import os
 from OpenSSL import SSL
 from twisted.internet import tcp
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.error import ConnectionDone
-from twisted.internet.protocol import Factory
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.protocols import tls as stock_tls
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 import tlsfast
@@ -311,3 +312,74 @@ class AggregatorContractTests(SynchronousTestCase):
         """Wrong types and an unbound loop raise; nothing reaches OpenSSL."""
         self.assertRaises(TypeError, self.loop.bind, object(), None, None, None, None, None)
         self.assertRaises(AttributeError, self.loop.deliver, b"plaintext")
+
+
+class GarbageIntoTheLoopTests(SynchronousTestCase):
+    """
+    Random and mutated records fed to an established connection's loop (in
+    memory, both kinds of protocol): the connection ends with an
+    OpenSSL.SSL.Error or, for a valid-looking partial record, waits; nothing
+    raises out of dataReceived, and a fresh connection is unaffected.
+    (tools/asan.sh runs this file under AddressSanitizer.)
+    """
+
+    def setUp(self):
+        if not tlsfast.ACCELERATED:
+            self.skipTest("tlsfast engine unavailable")
+
+    def pair(self, protocolClass):
+        from twisted.internet.testing import StringTransport
+
+        from tests.twisted.tlshelpers import clientOptions, serverOptions
+
+        clock = Clock()
+        apps = Recorder(), Recorder()
+        protocols = []
+        for options, isClient, app in ((serverOptions(), False, apps[0]), (clientOptions(), True, apps[1])):
+            factory = tlsfast.twisted.TLSMemoryBIOFactory(options, isClient, Factory.forProtocol(Protocol),
+                                                          clock=clock)
+            protocol = protocolClass(factory, app)
+            protocol.makeConnection(StringTransport())
+            protocols.append(protocol)
+        server, client = protocols
+        for _ in range(10):
+            for a, b in ((client, server), (server, client)):
+                data = a.transport.value()
+                a.transport.clear()
+                if data:
+                    b.dataReceived(data)
+        self.assertTrue(server._handshakeDone and client._handshakeDone)
+        self.assertIsNotNone(server.getRecordLoop())
+        return server, client, apps[0]
+
+    def test_garbage(self):
+        import random
+
+        rng = random.Random(1234)
+        record, failed = None, 0
+        for i in range(int(os.environ.get("TLSFAST_FUZZ_EXAMPLES", "150"))):
+            protocolClass = (tlsfast.twisted.TLSMemoryBIOProtocol, tlsfast.twisted.BufferingTLSTransport)[i % 2]
+            server, client, serverApp = self.pair(protocolClass)
+            client.write(b"hello")
+            if hasattr(client, "_aggregator"):
+                client._aggregator.flush()
+            record = client.transport.value()
+            client.transport.clear()
+            kind = i % 3
+            if kind == 0:
+                garbage = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 300)))
+            elif kind == 1:  # a real record with one byte flipped
+                garbage = bytearray(record)
+                garbage[rng.randrange(len(garbage))] ^= 1 << rng.randrange(8)
+                garbage = bytes(garbage)
+            else:  # a real record, then random bytes
+                garbage = record + bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 64)))
+            server.dataReceived(garbage)  # must not raise
+            server.connectionLost(Failure(ConnectionDone()))
+            # The TLS error if the garbage was one; else the end of the transport:
+            # clean, or not (a partial record was pending).
+            self.assertTrue(serverApp.reason.check(SSL.Error, ConnectionDone, ConnectionLost),
+                            (garbage, serverApp.reason))
+            failed += bool(serverApp.reason.check(SSL.Error))
+        self.assertIsNotNone(record)
+        self.assertGreater(failed, 0)  # the garbage did reach OpenSSL through the loop
