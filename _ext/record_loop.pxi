@@ -250,10 +250,11 @@ cdef class PlainRelay(SocketEnd):
 @cython.auto_pickle(False)
 cdef class RecordLoop(SocketEnd):
     """
-    The record loop and small-write aggregator of one TLS protocol (the
-    module comment above).  Python code reaches it through Twisted's
-    aggregator interface (write, flush, close), bind(), use_socket(),
-    release_socket(), receive() and deliver().
+    The record loop (and, for BufferingTLSTransport, the small-write
+    aggregator) of one TLS protocol (the module comment above).  It is the
+    protocol's write and dataReceived; Python code also reaches it through
+    Twisted's aggregator interface (flush, close), bind(), use_socket(),
+    deliver(), send_outgoing(), send_now() and release().
     """
     # aggregator
     cdef bint aggregates            # BufferingTLSTransport (else an unbuffered protocol)
@@ -291,6 +292,8 @@ cdef class RecordLoop(SocketEnd):
         TLSMemoryBIOProtocol): encrypt it now, one record per write, and
         send it now or, during a delivery, when the delivery returns.
         """
+        if self.sink is None:
+            return                  # released: the connection is gone (Twisted's null aggregator)
         if not self.aggregates:
             self._write_through(data)
             return
@@ -400,7 +403,7 @@ cdef class RecordLoop(SocketEnd):
         engine = self.engine
         if engine is not None and PyBytes_CheckExact(data) and self.protocol._established is engine:
             self._ciphertext_in(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
-        else:
+        elif self.receive_general is not None:   # (None once released: nowhere to go)
             self.receive_general(data)
 
     def deliver(self, plaintext):
@@ -546,8 +549,10 @@ cdef class RecordLoop(SocketEnd):
             return 0    # the connection is gone: nowhere to go (as the relay's discard)
         if (engine is None or protocol._established is not engine or self.buffered
                 or length > WRITE_ROUND):
-            # The general write: aggregated bytes first, close and producer checks.
-            protocol.writeNow(PyBytes_FromStringAndSize(data, length))
+            # The general write (as writeNow): aggregated bytes first, close
+            # and producer checks.
+            self.flush()
+            self.sink(PyBytes_FromStringAndSize(data, length))
             return 0
         try:
             engine._encrypt(data, length)

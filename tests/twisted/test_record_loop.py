@@ -313,6 +313,14 @@ class AggregatorContractTests(SynchronousTestCase):
         self.assertRaises(TypeError, self.loop.bind, object(), None, None, None, None, None)
         self.assertRaises(AttributeError, self.loop.deliver, b"plaintext")
 
+    def test_releasedLoopDropsWrites(self):
+        """After release() (the connection is gone) a stale write or read goes nowhere, without error."""
+        self.loop.release()
+        self.loop.write(b"late")
+        self.loop.data_received(b"late")
+        self.assertEqual((self.sink.written, self.general.written), ([], []))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
 
 class GarbageIntoTheLoopTests(SynchronousTestCase):
     """
