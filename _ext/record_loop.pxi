@@ -32,10 +32,14 @@
 # every state the loop does not handle, goes to the protocol's Python code:
 #
 #     not established          -> protocol.dataReceived(bytes)  (general path)
-#     engine raised error_type -> receive_failed() / send_failed(), called
-#                                 inside the except block (Failure() works)
+#     engine raised error_type -> receive_failed(protocol) /
+#                                 send_failed(protocol), called inside the
+#                                 except block (Failure() works)
 #     error kept back, or the state changed during receive
-#                              -> deliver_general(plaintext)
+#                              -> deliver_general(protocol, plaintext)
+#
+# (The protocol's methods are given as functions, called with the protocol:
+# a bound method per connection would cost memory on every idle one.)
 #
 # 3. A relay (tlsfast proxy).  relay_to() links two SocketEnds: a RecordLoop
 #    (TLS) or a PlainRelay (plain TCP, which reads its socket the same way).
@@ -274,7 +278,8 @@ cdef class RecordLoop(SocketEnd):
     cdef object send_failed
     cdef object deliver_general
 
-    def __init__(self, sink, clock, Py_ssize_t max_buffer, bint aggregates, receive_general):
+    def __init__(self, protocol, sink, clock, Py_ssize_t max_buffer, bint aggregates, receive_general):
+        self.protocol = protocol
         self.sink = sink
         self.clock = clock
         self.max_buffer = max_buffer
@@ -336,7 +341,7 @@ cdef class RecordLoop(SocketEnd):
         except BaseException as error:
             if not isinstance(error, self.error_type):
                 raise
-            self.send_failed()
+            self.send_failed(self.protocol)
             return 0
         if not self.delivering:
             self._send_outgoing()
@@ -354,19 +359,18 @@ cdef class RecordLoop(SocketEnd):
 
     # -- binding ------------------------------------------------------------
 
-    def bind(self, TLSEngine engine, protocol, error_type, receive_failed, send_failed,
-             deliver_general):
+    def bind(self, TLSEngine engine, error_type, receive_failed, send_failed, deliver_general):
         """
-        Serve ``protocol``, whose connection ``engine`` drives.  With engine
-        None, forget the protocol and the socket (the connection is gone or
-        no longer driven by an engine): the loop is then only an aggregator.
+        Drive the records of the protocol's connection with ``engine``.  With
+        engine None, forget the engine and the socket (the connection is no
+        longer driven by one): the loop then sends everything to the
+        protocol's general methods.
         """
         if engine is None:
-            protocol = error_type = receive_failed = send_failed = deliver_general = None
+            error_type = receive_failed = send_failed = deliver_general = None
             self.release_socket()
             self.relay = None
         self.engine = engine
-        self.protocol = protocol
         self.error_type = error_type
         self.receive_failed = receive_failed
         self.send_failed = send_failed
@@ -378,8 +382,8 @@ cdef class RecordLoop(SocketEnd):
         methods, the engine, the socket, the relay), so that nothing keeps
         the protocol alive through the loop.  The loop does nothing after.
         """
-        self.bind(None, None, None, None, None, None)
-        self.sink = self.receive_general = self.clock = None
+        self.bind(None, None, None, None, None)
+        self.protocol = self.sink = self.receive_general = self.clock = None
         self.buffered = []
         self.buffered_size = 0
 
@@ -404,7 +408,7 @@ cdef class RecordLoop(SocketEnd):
         if engine is not None and PyBytes_CheckExact(data) and self.protocol._established is engine:
             self._ciphertext_in(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         elif self.receive_general is not None:   # (None once released: nowhere to go)
-            self.receive_general(data)
+            self.receive_general(self.protocol, data)
 
     def deliver(self, plaintext):
         """
@@ -437,7 +441,7 @@ cdef class RecordLoop(SocketEnd):
             except BaseException as error:
                 if not isinstance(error, self.error_type):
                     raise
-                self.send_failed()
+                self.send_failed(self.protocol)
                 return True
             self._send_bytes(ciphertext)
             return True
@@ -446,7 +450,7 @@ cdef class RecordLoop(SocketEnd):
         except BaseException as error:
             if not isinstance(error, self.error_type):
                 raise
-            self.send_failed()
+            self.send_failed(self.protocol)
             return True
         self._send_outgoing()
         return True
@@ -462,10 +466,10 @@ cdef class RecordLoop(SocketEnd):
         except BaseException as error:
             if not isinstance(error, self.error_type):
                 raise
-            self.receive_failed()
+            self.receive_failed(self.protocol)
             return 0
         if engine._deferred_error is not None or protocol._established is not engine:
-            self.deliver_general(plaintext)
+            self.deliver_general(self.protocol, plaintext)
         elif PyBytes_GET_SIZE(plaintext):
             self._deliver(plaintext)
         else:
@@ -497,7 +501,7 @@ cdef class RecordLoop(SocketEnd):
                 except BaseException as error:
                     if not isinstance(error, self.error_type):
                         raise
-                    self.send_failed()
+                    self.send_failed(self.protocol)
                     return 0
             else:
                 self.sink(data)     # the general write: close, producer and state checks
@@ -559,7 +563,7 @@ cdef class RecordLoop(SocketEnd):
         except BaseException as error:
             if not isinstance(error, self.error_type):
                 raise
-            self.send_failed()
+            self.send_failed(self.protocol)
             return 0
         return self._send_outgoing()
 

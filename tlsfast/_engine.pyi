@@ -94,11 +94,12 @@ class PlainRelay(SocketEnd):
 class RecordLoop(SocketEnd):
     def __init__(
         self,
+        protocol: Any,
         sink: Callable[[bytes], object],
         clock: Any,
         max_buffer: int,
         aggregates: bool,
-        receive_general: Callable[[bytes], object],
+        receive_general: Callable[[Any, bytes], object],
     ) -> None: ...
     def write(self, data: bytes) -> None: ...
     def scheduled_flush(self) -> None: ...
@@ -107,11 +108,10 @@ class RecordLoop(SocketEnd):
     def bind(
         self,
         engine: TLSEngine | None,
-        protocol: Any,
-        error_type: type[BaseException],
-        receive_failed: Callable[[], object],
-        send_failed: Callable[[], object],
-        deliver_general: Callable[[bytes], object],
+        error_type: type[BaseException] | None,
+        receive_failed: Callable[[Any], object] | None,
+        send_failed: Callable[[Any], object] | None,
+        deliver_general: Callable[[Any, bytes], object] | None,
     ) -> None: ...
     def data_received(self, data: bytes) -> None: ...
     def release(self) -> None: ...

@@ -245,8 +245,9 @@ class AggregatorContractTests(SynchronousTestCase):
         self.clock = Clock()
         self.sink = Sink()
         self.general = Sink()
-        self.loop = RecordLoop(self.sink, self.clock, stock_tls._AggregateSmallWrites.MAX_BUFFER_SIZE, True,
-                               self.general)
+        self.owner = object()
+        self.loop = RecordLoop(self.owner, self.sink, self.clock, stock_tls._AggregateSmallWrites.MAX_BUFFER_SIZE,
+                               True, lambda owner, data: self.general((owner, data)))
 
     def test_writesJoinedAtTheNextTurn(self):
         self.loop.write(b"a")
@@ -289,13 +290,13 @@ class AggregatorContractTests(SynchronousTestCase):
         """Unbound (no engine), ciphertext goes to the protocol's general dataReceived."""
         self.loop.data_received(b"\x16\x03\x01")
         self.loop.data_received(bytearray(b"\x16"))
-        self.assertEqual(self.general.written, [b"\x16\x03\x01", bytearray(b"\x16")])
+        self.assertEqual(self.general.written, [(self.owner, b"\x16\x03\x01"), (self.owner, bytearray(b"\x16"))])
 
     def test_unbufferedWritesGoThroughWhenUnbound(self):
         """Not aggregating and unbound: each write goes to the general write at once, nothing is scheduled."""
         from tlsfast._engine import RecordLoop
 
-        loop = RecordLoop(self.sink, None, 0, False, self.general)
+        loop = RecordLoop(self.owner, self.sink, None, 0, False, self.general)
         loop.write(b"a")
         loop.write(b"b")
         self.assertEqual(self.sink.written, [b"a", b"b"])
@@ -310,7 +311,7 @@ class AggregatorContractTests(SynchronousTestCase):
 
     def test_misuseRaises(self):
         """Wrong types and an unbound loop raise; nothing reaches OpenSSL."""
-        self.assertRaises(TypeError, self.loop.bind, object(), None, None, None, None, None)
+        self.assertRaises(TypeError, self.loop.bind, object(), None, None, None, None)
         self.assertRaises(AttributeError, self.loop.deliver, b"plaintext")
 
     def test_releasedLoopDropsWrites(self):

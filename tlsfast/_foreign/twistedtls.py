@@ -226,8 +226,8 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
                      TLSMemoryBIOProtocol.disconnecting):
             state.setdefault(flag.name, flag.default)
         if not self._aggregates and SURFACE.usable and ACCELERATED:
-            self._useLoop(RecordLoop(TLSMemoryBIOProtocol.write.__get__(self), None, 0, False,
-                                     TLSMemoryBIOProtocol.dataReceived.__get__(self)))
+            self._useLoop(RecordLoop(self, TLSMemoryBIOProtocol.write.__get__(self), None, 0, False,
+                                     TLSMemoryBIOProtocol.dataReceived))
 
     # Does this class aggregate small writes (BufferingTLSTransport)?
     _aggregates = False
@@ -285,8 +285,8 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         """Point the record loop (if any) at the current engine, or unbind it."""
         loop = self._loop
         if loop is not None:
-            loop.bind(self._engine, self, Error, self._loopReceiveFailed, self._loopSendFailed,
-                      self._deliverGeneral)
+            loop.bind(self._engine, Error, TLSMemoryBIOProtocol._loopReceiveFailed,
+                      TLSMemoryBIOProtocol._loopSendFailed, TLSMemoryBIOProtocol._deliverGeneral)
 
     def _releaseLoop(self) -> None:
         """The connection is gone: back to the class's methods, and let the loop go."""
@@ -673,8 +673,8 @@ class BufferingTLSTransport(StockBufferingTLSTransport, TLSMemoryBIOProtocol):
         if not SURFACE.usable or not ACCELERATED:
             return
         stock = self._aggregator
-        self._aggregator = RecordLoop(stock._write, stock._clock, stock.MAX_BUFFER_SIZE, True,
-                                      TLSMemoryBIOProtocol.dataReceived.__get__(self))
+        self._aggregator = RecordLoop(self, stock._write, stock._clock, stock.MAX_BUFFER_SIZE, True,
+                                      TLSMemoryBIOProtocol.dataReceived)
         self._useLoop(self._aggregator)
 
     def writeNow(self, data):
