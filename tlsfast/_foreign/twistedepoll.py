@@ -83,22 +83,24 @@ if EPollReactor is not None:
 
         doIteration = doPoll
 
-        def _dispatchOne(self, selectable: Any, fd: int, event: int) -> None:
+        def _guarded(self, selectable: Any, call: Any, *args: Any) -> None:
+            """
+            C{call(*args)} for an event of C{selectable}: an exception is
+            logged and the loop goes on (as Twisted's C{callWithLogger}).
+            """
             try:
-                self._doReadOrWrite(selectable, fd, event)
+                call(*args)
             except KeyboardInterrupt:
                 raise
             except BaseException:  # noqa: BLE001 - as callWithLogger: report it, keep the loop going
                 log.err(None, f"Unhandled error in I/O event handler of {selectable!r}")
 
+        def _dispatchOne(self, selectable: Any, fd: int, event: int) -> None:
+            self._guarded(selectable, self._doReadOrWrite, selectable, fd, event)
+
         def _readEnded(self, selectable: Any, why: BaseException) -> None:
             """A compiled doRead ended the connection (as C{_doReadOrWrite} goes on)."""
-            try:
-                self._disconnectSelectable(selectable, why, True)
-            except KeyboardInterrupt:
-                raise
-            except BaseException:  # noqa: BLE001 - as callWithLogger: report it, keep the loop going
-                log.err(None, f"Unhandled error in I/O event handler of {selectable!r}")
+            self._guarded(selectable, self._disconnectSelectable, selectable, why, True)
 
         def _readRaised(self, selectable: Any) -> None:
             """A compiled doRead raised (called in its except block, as C{_doReadOrWrite} handles it)."""
