@@ -332,19 +332,10 @@ cdef class RecordLoop(SocketEnd):
 
     cdef int _write_through(self, data) except -1:
         engine = self.engine
-        if (engine is None or not PyBytes_CheckExact(data) or PyBytes_GET_SIZE(data) > WRITE_ROUND
-                or self.protocol._established is not engine):
+        if engine is None or not PyBytes_CheckExact(data) or self.protocol._established is not engine:
             self.sink(data)     # the general write: close, producer and state checks
             return 0
-        try:
-            engine._encrypt(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
-        except BaseException as error:
-            if not isinstance(error, self.error_type):
-                raise
-            self.send_failed(self.protocol)
-            return 0
-        if not self.delivering:
-            self._send_outgoing()
+        self._send_plaintext(engine, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), not self.delivering)
         return 0
 
     cdef object _take_buffered(self):
@@ -435,24 +426,7 @@ cdef class RecordLoop(SocketEnd):
         if (engine is None or not PyBytes_CheckExact(data)
                 or self.protocol._established is not engine):
             return False
-        if PyBytes_GET_SIZE(data) > WRITE_ROUND:
-            try:
-                ciphertext = engine.send(data)
-            except BaseException as error:
-                if not isinstance(error, self.error_type):
-                    raise
-                self.send_failed(self.protocol)
-                return True
-            self._send_bytes(ciphertext)
-            return True
-        try:
-            engine._encrypt(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
-        except BaseException as error:
-            if not isinstance(error, self.error_type):
-                raise
-            self.send_failed(self.protocol)
-            return True
-        self._send_outgoing()
+        self._send_plaintext(engine, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), True)
         return True
 
     cdef int _ciphertext_in(self, const char* data, Py_ssize_t length) except -1:
@@ -494,14 +468,8 @@ cdef class RecordLoop(SocketEnd):
                 self.scheduled.cancel()
                 self.scheduled = None
             data = self._take_buffered()
-            if (engine is not None and protocol._established is engine
-                    and PyBytes_CheckExact(data) and PyBytes_GET_SIZE(data) <= WRITE_ROUND):
-                try:
-                    engine._encrypt(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
-                except BaseException as error:
-                    if not isinstance(error, self.error_type):
-                        raise
-                    self.send_failed(self.protocol)
+            if engine is not None and protocol._established is engine and PyBytes_CheckExact(data):
+                if not self._send_plaintext(engine, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), False):
                     return 0
             else:
                 self.sink(data)     # the general write: close, producer and state checks
@@ -533,11 +501,32 @@ cdef class RecordLoop(SocketEnd):
             pending = _mem_pending(engine._wbio)
         return 0
 
-    cdef int _send_bytes(self, bytes ciphertext) except -1:
-        """Send ``ciphertext`` (taken from the wbio), after anything queued before it."""
-        if PyBytes_GET_SIZE(ciphertext):
-            self._send_or_queue(PyBytes_AS_STRING(ciphertext), PyBytes_GET_SIZE(ciphertext))
-        return 0
+    cdef bint _send_plaintext(self, TLSEngine engine, const char* data, Py_ssize_t length,
+                              bint now) except -1:
+        """
+        Encrypt ``data`` into the wbio in rounds of at most WRITE_ROUND bytes
+        (so the memory BIO stays small), sending after every round but the
+        last, and after the last too when ``now`` (in a delivery, its end
+        sends).  False, after telling the protocol, when OpenSSL failed.
+        """
+        cdef Py_ssize_t round_length
+        while True:
+            round_length = length if length < WRITE_ROUND else WRITE_ROUND
+            try:
+                engine._encrypt(data, round_length)
+            except BaseException as error:
+                if not isinstance(error, self.error_type):
+                    raise
+                self.send_failed(self.protocol)
+                return False
+            data += round_length
+            length -= round_length
+            if length == 0:
+                break
+            self._send_outgoing()
+        if now:
+            self._send_outgoing()
+        return True
 
     cdef int _queue(self, bytes data) except -1:
         # (without a socket, the TLS protocol's transport: StringTransport, _BypassTLS)
@@ -551,21 +540,14 @@ cdef class RecordLoop(SocketEnd):
         protocol = self.protocol
         if protocol is None:
             return 0    # the connection is gone: nowhere to go (as the relay's discard)
-        if (engine is None or protocol._established is not engine or self.buffered
-                or length > WRITE_ROUND):
+        if engine is None or protocol._established is not engine or self.buffered:
             # The general write (as writeNow): aggregated bytes first, close
             # and producer checks.
             self.flush()
             self.sink(PyBytes_FromStringAndSize(data, length))
             return 0
-        try:
-            engine._encrypt(data, length)
-        except BaseException as error:
-            if not isinstance(error, self.error_type):
-                raise
-            self.send_failed(self.protocol)
-            return 0
-        return self._send_outgoing()
+        self._send_plaintext(engine, data, length, True)
+        return 0
 
 
 # ---------------------------------------------------------------------------

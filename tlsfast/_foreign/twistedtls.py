@@ -398,46 +398,27 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         """
         Decrypt C{data} (ciphertext from the transport) with one engine call,
         advance the handshake, and deliver all plaintext now available to the
-        application in one C{dataReceived} call.
+        application in one C{dataReceived} call.  (The general path, for any
+        state: an established connection's records go through the record
+        loop, which is this instance's C{dataReceived}.)
         """
-        engine = self._established
-        if engine is not None:
-            # The established connection's hot path.
-            try:
-                plaintext = engine.receive(data)
-            except Error:
-                self._receiveFailed(Failure())
+        engine = self._engine
+        if engine is None:
+            return StockTLSMemoryBIOProtocol.dataReceived(self, data)
+        if self._aborted or self._lostTLSConnection:
+            # Stock Twisted feeds the bytes to OpenSSL but never delivers
+            # anything once TLS is aborted or finished; skip the work.
+            return
+        try:
+            plaintext = engine.receive(data)
+        except Error:
+            self._receiveFailed(Failure())
+            return
+        if not self._handshakeDone:
+            if not engine.handshake_done:
+                self._flushSendBIO()
                 return
-            # (OpenSSL's info callback, run by receive(), may have ended the
-            # established state.)
-            if (plaintext and engine.deferred_error is None and self._established is not None
-                    and not self._appSendBuffer):
-                # (_deliverToApplication, inlined: one frame less per record)
-                self.wrappedProtocol.dataReceived(plaintext)
-                if self._engine is not None:
-                    # (None if the application lost the connection synchronously.)
-                    ciphertext = engine.outgoing()
-                    if ciphertext:
-                        self.transport.write(ciphertext)
-                return
-        else:
-            engine = self._engine
-            if engine is None:
-                return StockTLSMemoryBIOProtocol.dataReceived(self, data)
-            if self._aborted or self._lostTLSConnection:
-                # Stock Twisted feeds the bytes to OpenSSL but never delivers
-                # anything once TLS is aborted or finished; skip the work.
-                return
-            try:
-                plaintext = engine.receive(data)
-            except Error:
-                self._receiveFailed(Failure())
-                return
-            if not self._handshakeDone:
-                if not engine.handshake_done:
-                    self._flushSendBIO()
-                    return
-                self._handshakeCompleted()
+            self._handshakeCompleted()
         self._deliverGeneral(plaintext)
 
     def _deliverGeneral(self, plaintext):
@@ -483,11 +464,7 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         @return: whether everything OpenSSL queued has been sent since (so
             the caller need not ask the engine again).
         """
-        loop = self._loop
-        if loop is not None:
-            return loop.deliver(plaintext)
-        self.wrappedProtocol.dataReceived(plaintext)  # (ProtocolWrapper.dataReceived, inlined)
-        return False
+        return self._loop.deliver(plaintext)  # (wherever there is an engine, there is a loop)
 
     def _receiveFailed(self, failure):
         """
@@ -575,13 +552,7 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         engine = self._engine
         if engine is None:
             return StockTLSMemoryBIOProtocol._flushSendBIO(self)
-        loop = self._loop
-        if loop is not None:
-            loop.send_outgoing()
-            return
-        ciphertext = engine.outgoing()
-        if ciphertext:
-            self.transport.write(ciphertext)
+        self._loop.send_outgoing()  # (wherever there is an engine, there is a loop)
 
     def _write(self, data):
         engine = self._engine
@@ -618,19 +589,9 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
             # Before the handshake, after loseConnection (dropped unless a
             # producer is registered) or on Twisted's record path: stock.
             return StockTLSMemoryBIOProtocol.write(self, data)
-        loop = self._loop
-        if loop is not None and loop.send_now(data):
-            return
-        try:
-            ciphertext = engine.send(data)
-        except Error:
-            self._tlsShutdownFinished(Failure())
-            return
-        except TypeError:
-            # Text: _write encodes it as pyOpenSSL does (with its warning).
-            return self._write(data)
-        if ciphertext:
-            self.transport.write(ciphertext)
+        if not self._loop.send_now(data):
+            # Not bytes: _write takes buffers, and encodes text as pyOpenSSL does.
+            self._write(data)
 
     def _unbufferPendingWrites(self):
         engine = self._engine
