@@ -17,6 +17,14 @@ so it is opt-in (L{tlsfast.twisted.epollreactor.install}).
 Private surface: C{EPollReactor._poller}, C{_selectables} (set in its
 C{__init__}) and C{_doReadOrWrite(selectable, fd, event)}.  L{SURFACE}
 checks them; when it fails (or there is no epoll) Twisted's reactor is used.
+
+Between events Twisted's C{mainLoop} runs C{runUntilCurrent} and
+C{timeout} on every turn, about seven Python frames even when no timed call
+is due and no thread has queued one.  The lean reactor's main loop calls
+C{runUntilCurrent} only when it has something to do, and works the poll
+timeout out inline, as C{timeout} does.  It reads the scheduler's private
+lists, which L{MAINLOOP_SURFACE} checks; when that fails the lean reactor
+keeps Twisted's C{mainLoop}.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import sys
 from select import EPOLLIN
 from typing import Any
 
+from twisted.internet import base
 from twisted.python import log
 
 from tlsfast import ACCELERATED
@@ -50,7 +59,31 @@ def check() -> Surface:
     )
 
 
+# What ReactorBase.runUntilCurrent has to do besides running due calls
+# (_insertNewDelayedCalls, thread calls, the shutdown event, compaction).
+_SCHEDULER_STATE = ("threadCallQueue", "_pendingTimedCalls", "_newTimedCalls", "_cancellations",
+                    "running", "_started", "_justStopped")
+
+
+def checkMainLoop() -> Surface:
+    """Check the names L{LeanEPollReactor.mainLoop} uses (at import: L{MAINLOOP_SURFACE})."""
+    if EPollReactor is None:
+        return Surface("ReactorBase main loop", "Twisted", TWISTED_TESTED, ["no epoll on this platform"])
+    return Surface("ReactorBase main loop", "Twisted", TWISTED_TESTED).require(
+        missingAssignments(base.ReactorBase.__init__, _SCHEDULER_STATE),
+        missingParameters(base.ReactorBase, "runUntilCurrent", ("self",)),
+        missingParameters(base.ReactorBase, "mainLoop", ("self",)),
+        missingParameters(base.ReactorBase, "_insertNewDelayedCalls", ("self",)),
+        [f"twisted.internet.base has no {name}" for name in ("_topHandler", "_log") if not hasattr(base, name)],
+    )
+
+
 SURFACE = check()
+MAINLOOP_SURFACE = checkMainLoop()
+MORE_SURFACES = ("MAINLOOP_SURFACE",)  # (for tlsfast info, through surfaces())
+
+# Twisted's timeout() ceiling: epoll_wait takes int milliseconds.
+_LONGEST_WAIT = 2147483
 
 # The compiled dispatch (reads of tlsfast's socket ends in C), where the engine loads.
 dispatchEvents: Any = None
@@ -82,6 +115,36 @@ if EPollReactor is not None:
                     self._dispatchOne(selectable, fd, event)
 
         doIteration = doPoll
+
+        def _leanMainLoop(self) -> None:
+            """
+            Twisted's C{mainLoop}, calling C{runUntilCurrent} only when a
+            timed call is due or new, a thread call is queued, the reactor
+            has just stopped or cancelled calls need compacting.
+            """
+            while self._started:
+                with base._topHandler:
+                    while self._started:
+                        pending = self._pendingTimedCalls
+                        now = self.seconds()
+                        if (self._newTimedCalls or self.threadCallQueue or self._justStopped
+                                or (pending and pending[0].time <= now)
+                                or (self._cancellations > 50 and self._cancellations > len(pending) >> 1)):
+                            self.runUntilCurrent()
+                            pending = self._pendingTimedCalls
+                            self._insertNewDelayedCalls()  # (as timeout() does)
+                            now = self.seconds()
+                        if not self.running:
+                            timeout: float | None = 0
+                        elif pending:
+                            timeout = max(0, min(_LONGEST_WAIT, pending[0].time - now))
+                        else:
+                            timeout = None
+                        self.doPoll(timeout)
+            base._log.info("Main loop terminated.")
+
+        if MAINLOOP_SURFACE.usable:
+            mainLoop = _leanMainLoop
 
         def _guarded(self, selectable: Any, call: Any, *args: Any) -> None:
             """
