@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tlsfast-installed
 
-.PHONY: bench bench-engine bench-report bench-loopback bench-proxy bench-breakdown docs lint test test-matrix test-twisted asan fuzz dist clean
+.PHONY: bench bench-engine bench-report bench-loopback bench-proxy bench-breakdown bench-churn docs lint test test-matrix test-twisted asan fuzz dist clean
 
 $(STAMP): pyproject.toml setup.py tlsfast/_openssl_spec.py $(wildcard _ext/*.pyx _ext/*.pxd) _ext/record_loop.pxi
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ bench-proxy: $(STAMP)
 ## proxy (~20 s) -> bench-breakdown.md / .json, the breakdown in docs/benchmarks.md
 bench-breakdown: $(STAMP)
 	$(PY) -m tlsfast bench breakdown --markdown bench-breakdown.md --json bench-breakdown.json
+
+## RSS over 100,000 short TLS connections (full handshake, 1 B echo, close) through
+## the drop-in server and the proxy (~12 min); exit 1 if it is not flat -> bench-churn.json
+bench-churn: $(STAMP)
+	$(PY) -m tlsfast bench churn --json bench-churn.json
 
 ## the documentation site (also built, warning-free, by tests/test_docs.py)
 docs: $(STAMP)

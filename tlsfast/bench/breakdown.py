@@ -224,14 +224,7 @@ def measure(subject: str, seconds: float, directory: str, env: dict, params,
     processes = _Processes(env, cores)
     try:
         child = [*me, "child", "--marker", MARKERS[subject], "--out", out]
-        if subject == "server":
-            measured = processes.start(
-                [*child, "tlsfast.bench.server", "--stack", "tlsfast", "--scenario", "echo", "--certs", directory,
-                 *params.arguments()], True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            port = _readLine(measured, "READY ", "drop-in server").split()[1]
-            processes.start([sys.executable, CLIENT, "handshake", "--port", port, "--tls", "--ca", ca,
-                             "--seconds", loadSeconds], False, stdout=subprocess.DEVNULL)
-        elif subject == "client":
+        if subject == "client":
             server = processes.start([sys.executable, "-m", "tlsfast.bench.server", "--stack", "asyncio",
                                       "--scenario", "echo", "--certs", directory, *params.arguments()],
                                      False, stdout=subprocess.PIPE, text=True)
@@ -241,21 +234,7 @@ def measure(subject: str, seconds: float, directory: str, env: dict, params,
                                        True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             _readLine(measured, "COUNTING", "drop-in client", 60.0)  # started up and warmed up
         else:
-            from tlsfast.bench.proxy import LOADGEN
-
-            backend = processes.start([sys.executable, LOADGEN, "backend"], False, stdout=subprocess.PIPE,
-                                      text=True)
-            echoPort = _readLine(backend, "PORTS", "echo backend").split()[2]
-            port = str(_freePort())
-            logPath = os.path.join(directory, "proxy.log")
-            log = open(logPath, "wb")  # a file: an unread pipe would stop the proxy once full
-            measured = processes.start(
-                [*child, "tlsfast", "proxy", "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{echoPort}",
-                 "--cert", os.path.join(directory, "server.pem"), "--key", os.path.join(directory, "server.key"),
-                 "--drain-timeout", "0", "--idle-timeout", "3600", "--max-connections", "100000"],
-                True, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, text=True)
-            log.close()
-            _waitListening(measured, logPath)
+            measured, port = startServing(subject, processes, directory, params, child, stdin=subprocess.PIPE)
             processes.start([sys.executable, CLIENT, "handshake", "--port", port, "--tls", "--ca", ca,
                              "--seconds", loadSeconds], False, stdout=subprocess.DEVNULL)
         time.sleep(max(seconds, 1.0))  # warm up (and let the load generator start)
@@ -272,6 +251,37 @@ def measure(subject: str, seconds: float, directory: str, env: dict, params,
     if not result.plain["connections"] or not result.profiled["connections"]:
         raise BenchError(f"breakdown {subject}: no connection completed in a window")
     return result
+
+
+def startServing(subject: str, processes: _Processes, directory: str, params, wrapper: list[str] | None = None,
+                 **kwargs) -> tuple[subprocess.Popen, str]:
+    """
+    Start a serving subject on the subject's core: C{"server"} (the Twisted
+    drop-in echo server) or C{"proxy"} (the proxy, terminating TLS, with its
+    plain echo backend on the other core).  C{wrapper} runs the module in
+    place of C{python -m} (the breakdown's child).  Returns the process and
+    the port it listens on, once it listens.
+    """
+    runModule = wrapper or [sys.executable, "-m"]
+    if subject == "server":
+        measured = processes.start([*runModule, "tlsfast.bench.server", "--stack", "tlsfast", "--scenario", "echo",
+                                    "--certs", directory, *params.arguments()],
+                                   True, stdout=subprocess.PIPE, text=True, **kwargs)
+        return measured, _readLine(measured, "READY ", "drop-in server").split()[1]
+    from tlsfast.bench.proxy import LOADGEN
+
+    backend = processes.start([sys.executable, LOADGEN, "backend"], False, stdout=subprocess.PIPE, text=True)
+    echoPort = _readLine(backend, "PORTS", "echo backend").split()[2]
+    port = str(_freePort())
+    logPath = os.path.join(directory, "proxy.log")
+    with open(logPath, "wb") as log:  # a file: an unread pipe would stop the proxy once full
+        measured = processes.start(
+            [*runModule, "tlsfast", "proxy", "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{echoPort}",
+             "--cert", os.path.join(directory, "server.pem"), "--key", os.path.join(directory, "server.key"),
+             "--drain-timeout", "0", "--idle-timeout", "3600", "--max-connections", "100000"],
+            True, stdout=log, stderr=subprocess.STDOUT, text=True, **kwargs)
+    _waitListening(measured, logPath)
+    return measured, port
 
 
 def _command(process: subprocess.Popen, command: str, subject: str) -> None:

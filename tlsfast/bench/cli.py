@@ -39,7 +39,8 @@ tlsfast bench compare A.json B.json: B against A, per scenario and stack,
 with a verdict from the spread of the repetitions; tlsfast bench plot A.json:
 draw a saved run again; tlsfast bench proxy: the tlsfast proxy against
 haproxy, stunnel and hitch; tlsfast bench breakdown: per-connection CPU and
-Python calls by phase (each has --help).
+Python calls by phase; tlsfast bench churn: RSS over many short connections
+(each has --help).
 
 exit status: 0 done, 1 a benchmark failed, 2 bad arguments, 3 cannot run
 here (port in use, stack not installed, acceleration off, no matplotlib),
@@ -487,12 +488,26 @@ def _breakdown(options: argparse.Namespace) -> int:
     return breakdown.run(options)
 
 
+def _churn_parser() -> OneLineParser:
+    from tlsfast.bench import churn
+
+    return churn.parser()
+
+
+def _churn(options: argparse.Namespace) -> int:
+    """``tlsfast bench churn``: RSS over many short connections (tlsfast.bench.churn)."""
+    from tlsfast.bench import churn
+
+    return churn.run(options)
+
+
 # tlsfast bench ACTION ...: (its parser, what it does with the parsed options)
 ACTIONS: dict[str, tuple[Callable[[], OneLineParser], Callable[[argparse.Namespace], int]]] = {
     "compare": (_compare_parser, _compare),
     "plot": (_plot_parser, _plot),
     "proxy": (_proxy_parser, _proxy),
     "breakdown": (_breakdown_parser, _breakdown),
+    "churn": (_churn_parser, _churn),
 }
 
 

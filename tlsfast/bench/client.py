@@ -145,12 +145,14 @@ def handshake(args) -> dict:
     deadline = time.monotonic() + args.seconds
     counts, resumed, errors = [], [], []
     latencies: list[float] = []  # one per connection: connect to close (list.append is thread-safe)
+    # --count: the connections left to make, shared by the workers (next() on an iterator is atomic)
+    remaining = iter(range(args.count)) if args.count is not None else None
 
     def worker():
         n = reused = 0
         session = None
         try:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and (remaining is None or next(remaining, None) is not None):
                 began = time.perf_counter()
                 sock = socket.create_connection((args.host, args.port))
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -222,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--megabytes", type=int, default=64)
     parser.add_argument("--write-size", type=int, default=64 * 1024)
     parser.add_argument("--resume", action="store_true", help="handshake: resume sessions")
+    parser.add_argument("--count", type=int, help="handshake: stop after this many connections (or --seconds)")
     parser.add_argument("--tls-version", choices=("1.2", "1.3"), default="1.3")
     parser.add_argument("--cipher", default="TLS_AES_128_GCM_SHA256", help="TLS 1.2: the suite (OpenSSL name)")
     parser.add_argument("--cert", help="client certificate chain (mutual TLS)")
