@@ -30,6 +30,7 @@ import mmap
 import os
 import struct
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -44,6 +45,7 @@ OPENSSL_DEFAULT_TICKETS = 2  # SSL_CTX_set_num_tickets(3): "the default value is
 TICKET_KEYS_LENGTH = 80  # key name 16 + HMAC secret 32 + AES key 32 (SSL_CTX_set_tlsext_ticket_keys)
 
 _GETTER, _SETTER, _ANCHOR = "SSL_CTX_get_num_tickets", "SSL_CTX_set_num_tickets", "_cffi_d_SSL_CTX_new"
+_SSL_GETTER, _SSL_SETTER = "SSL_get_num_tickets", "SSL_set_num_tickets"  # one connection's (copied from its context)
 _CTRL = "SSL_CTX_ctrl"  # SSL_CTX_{get,set}_tlsext_ticket_keys are macros over it
 _GET_TICKET_KEYS, _SET_TICKET_KEYS = 58, 59  # SSL_CTRL_{GET,SET}_TLSEXT_TICKET_KEYS
 _SHT_SYMTAB, _STT_FUNC = 2, 2
@@ -60,6 +62,8 @@ class TicketControl:
     get: Callable[[Any], int]
     set: Callable[[Any, int], int]
     ctrl: Callable[[Any, int, int, Any], int]
+    getForConnection: Callable[[Any], int]
+    setForConnection: Callable[[Any, int], int]
 
     def count(self, context) -> int:
         """The number of TLS 1.3 tickets a pyOpenSSL C{Context} sends."""
@@ -69,6 +73,16 @@ class TicketControl:
         """Make a pyOpenSSL C{Context} send C{count} TLS 1.3 tickets."""
         if self.set(contextPointer(context), count) != 1:
             raise TicketControlUnavailable(f"SSL_CTX_set_num_tickets({count}) failed")
+
+    def connectionCount(self, connection) -> int:
+        """The number of TLS 1.3 tickets a pyOpenSSL C{Connection} sends
+        (its context's count when it was made, unless set since)."""
+        return int(self.getForConnection(pyopenssl.sslPointer(connection)))
+
+    def setConnectionCount(self, connection, count: int) -> None:
+        """Make a pyOpenSSL C{Connection} send C{count} TLS 1.3 tickets."""
+        if self.setForConnection(pyopenssl.sslPointer(connection), count) != 1:
+            raise TicketControlUnavailable(f"SSL_set_num_tickets({count}) failed")
 
     def ticketKeys(self, context) -> bytes:
         """The key material a pyOpenSSL C{Context} encrypts tickets with."""
@@ -132,7 +146,7 @@ def _locate() -> TicketControl:
     if not ctypes.CDLL(None).dladdr(ctypes.c_void_p(anchor), ctypes.byref(info)) or not info.dli_fname:
         raise TicketControlUnavailable("dladdr does not know cryptography's OpenSSL")
     path = os.fsdecode(info.dli_fname)
-    wanted = {_GETTER, _SETTER, _CTRL, _ANCHOR}
+    wanted = {_GETTER, _SETTER, _CTRL, _ANCHOR, _SSL_GETTER, _SSL_SETTER}
     symbols = _localFunctions(path, wanted)
     missing = sorted(wanted - symbols.keys())
     if missing:
@@ -143,18 +157,58 @@ def _locate() -> TicketControl:
     control = TicketControl(
         ffi.cast("size_t(*)(SSL_CTX *)", base + symbols[_GETTER]),
         ffi.cast("int(*)(SSL_CTX *, size_t)", base + symbols[_SETTER]),
-        ffi.cast("long(*)(SSL_CTX *, int, long, void *)", base + symbols[_CTRL]))
+        ffi.cast("long(*)(SSL_CTX *, int, long, void *)", base + symbols[_CTRL]),
+        ffi.cast("size_t(*)(const SSL *)", base + symbols[_SSL_GETTER]),
+        ffi.cast("int(*)(SSL *, size_t)", base + symbols[_SSL_SETTER]))
     probe = SSL.Context(SSL.TLS_METHOD)
     if control.count(probe) != OPENSSL_DEFAULT_TICKETS:
         raise TicketControlUnavailable(f"{_GETTER} does not report OpenSSL's default")
     control.setCount(probe, 1)
     if control.count(probe) != 1:
         raise TicketControlUnavailable(f"{_SETTER} did not take effect")
+    connection = SSL.Connection(probe, None)
+    if control.connectionCount(connection) != 1:
+        raise TicketControlUnavailable(f"{_SSL_GETTER} does not report its context's count")
+    control.setConnectionCount(connection, 3)
+    if control.connectionCount(connection) != 3 or control.count(probe) != 1:
+        raise TicketControlUnavailable(f"{_SSL_SETTER} did not take effect on the connection alone")
     keys = os.urandom(TICKET_KEYS_LENGTH)
     control.setTicketKeys(probe, keys)
     if control.ticketKeys(probe) != keys:
         raise TicketControlUnavailable("the ticket keys set do not read back")
     return control
+
+
+# Contexts already seen by withoutUnresumableTickets (whatever it decided).
+_seen: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def withoutUnresumableTickets(connection) -> None:
+    """
+    Make C{connection}, and the later connections of its context, send no
+    TLS 1.3 session ticket when the context could not resume one: stateful
+    tickets (C{OP_NO_TICKET}, as Twisted's C{CertificateOptions} sets by
+    default) with the server session cache off.  OpenSSL sends its 2
+    regardless, each costing the server about 30 µs of CPU and the client a
+    session it cannot use.  Contexts that can resume, and counts set
+    explicitly (anything but OpenSSL's default), are left alone; each
+    context is looked at once, on its first connection.
+    """
+    context = connection.get_context()
+    if context in _seen:
+        return
+    _seen.add(context)
+    control = ticketControl()
+    if control is None or control.count(context) != OPENSSL_DEFAULT_TICKETS:
+        return
+    from OpenSSL import SSL
+
+    from tlsfast._foreign.cryptobinding import lib
+
+    stateful = lib.SSL_CTX_get_options(contextPointer(context)) & SSL.OP_NO_TICKET
+    if stateful and not context.get_session_cache_mode() & SSL.SESS_CACHE_SERVER:
+        control.setCount(context, 0)
+        control.setConnectionCount(connection, 0)  # made before the context's count changed
 
 
 @cache

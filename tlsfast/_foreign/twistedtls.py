@@ -94,6 +94,7 @@ from tlsfast._foreign import (
     missingAssignments,
     missingAttributes,
     missingParameters,
+    ticketcontrol,
     twistedtcp,
 )
 from tlsfast._foreign.pyopenssl import textToBytes
@@ -231,6 +232,9 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
 
     # Does this class aggregate small writes (BufferingTLSTransport)?
     _aggregates = False
+    # Send OpenSSL's 2 TLS 1.3 tickets even where the context cannot resume
+    # them, as stock Twisted does (install(sendUnresumableTickets=True)).
+    sendUnresumableTickets = False
 
     def _useLoop(self, loop):
         """
@@ -320,6 +324,8 @@ class TLSMemoryBIOProtocol(StockTLSMemoryBIOProtocol):
         connection = self.factory._creatorCallable(self)
         self._tlsConnection = connection
         self._engine = engineFor(connection)
+        if self._engine is not None and not self.sendUnresumableTickets:  # (a pyOpenSSL Connection)
+            ticketcontrol.withoutUnresumableTickets(connection)
         self._appSendBuffer = []
         self._bindLoop()
         if self._loop is not None and self._engine is not None:
