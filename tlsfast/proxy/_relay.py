@@ -413,9 +413,10 @@ class Frontend(_Side):
             handshakeFailure = handshakeFailureReason(self.clientError,
                                                       info is not None and info.handshakeTimedOut)
             stats.handshakeFailures[handshakeFailure] += 1
+        fromClient = self.bytesIn
         fromBackend = self.peer.bytesIn if self.peer else 0
         stats.closes[by] += 1
-        stats.closedBytesFromClients += self.bytesIn
+        stats.closedBytesFromClients += fromClient
         stats.closedBytesFromBackends += fromBackend
         # The one line per connection at the default level: what it was, how it ended.
         tls = self.tlsInfo
@@ -429,7 +430,7 @@ class Frontend(_Side):
                  backend=hostPort(*self.backendAddress) if self.peer is not None else None,
                  backend_error=self.backendError,
                  seconds=f"{self.listener.reactor.seconds() - self.opened:.3f}",
-                 bytes_from_client=self.bytesIn, bytes_from_backend=fromBackend)
+                 bytes_from_client=fromClient, bytes_from_backend=fromBackend)
 
 
 _PERFORM = {
@@ -461,7 +462,8 @@ def _abortDial(connector) -> None:
 
 
 def _closeError(reason) -> str | None:
-    if reason.check(ConnectionDone):
+    # isinstance, not Failure.check: the same answer without its walk of qualified names.
+    if isinstance(reason.value, ConnectionDone):
         return None
     return _reasonText(reason)
 
