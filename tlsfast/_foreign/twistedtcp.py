@@ -168,8 +168,12 @@ class DirectConnector(EagerConnector):
 def _armTimeout(connector: Any, clock: Any, timeout: float | None) -> None:
     """What C{BaseConnector.connect} does with its timeout, on C{clock}."""
     if timeout is not None:
-        connector.timeoutID = clock.callLater(timeout, connector.transport.failIfNotConnected,
-                                              error.TimeoutError())
+        connector.timeoutID = clock.callLater(timeout, _timedOut, connector.transport)
+
+
+def _timedOut(transport: Any) -> None:
+    # The error is made when the connect times out, not for every connect.
+    transport.failIfNotConnected(error.TimeoutError())
 
 
 def checkConnect() -> Surface:
