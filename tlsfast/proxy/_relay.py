@@ -371,9 +371,6 @@ class Frontend(_Side):
         # now, after its handshake looked complete.)
         self.backendError = _closeError(failure)
 
-    def _stopIdleTimer(self) -> None:
-        self.idleDeadline.disarm()
-
     def _arm(self, delay: float, event: Event) -> None:
         """The deadline: C{event} after C{delay} seconds, unless one is armed sooner."""
         at = self.listener.reactor.seconds() + delay
@@ -384,14 +381,14 @@ class Frontend(_Side):
         self.deadline.arm(at)
 
     def _armCloseDeadline(self, failure) -> None:
-        self._stopIdleTimer()  # the close deadline replaces it
+        self.idleDeadline.disarm()  # the close deadline replaces it
         self._arm(self.listener.config.close_timeout, Event.CLOSE_DEADLINE)
 
     def _armDrainDeadline(self, failure) -> None:
         self._arm(self.drainAt - self.listener.reactor.seconds(), Event.DRAIN_DEADLINE)
 
     def _abort(self, failure) -> None:
-        self._stopIdleTimer()
+        self.idleDeadline.disarm()
         if self.lifecycle.clientOpen:
             abortTransport(self.transport)
         if self.peer is not None:
@@ -402,7 +399,7 @@ class Frontend(_Side):
 
     def _finish(self, failure) -> None:
         """Both sides are gone: the slot back, the counters, the one close line."""
-        self._stopIdleTimer()
+        self.idleDeadline.disarm()
         self.deadline.disarm()
         self.listener.connectionClosed(self)
         by = self.lifecycle.reason
