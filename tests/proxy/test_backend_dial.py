@@ -155,3 +155,64 @@ def test_the_connect_surface_fails_without_the_names_it_uses(monkeypatch):
     monkeypatch.delattr(tcp._BaseBaseClient, "_setRealAddress")
     [problem] = twistedtcp.checkConnect().problems
     assert "_setRealAddress" in problem
+
+
+class CountingSocket(socket.socket):
+    """A socket that counts its connect() calls."""
+
+    connects = 0
+
+    def connect_ex(self, address):
+        CountingSocket.connects += 1
+        return super().connect_ex(address)
+
+
+class CountingReactor(FakeReactor):
+    def __init__(self):
+        super().__init__()
+        self.readerRemovals = 0
+
+    def removeReader(self, selectable):
+        self.readerRemovals += 1
+        super().removeReader(selectable)
+
+
+def test_connect_is_called_once_and_reading_stays_on(monkeypatch):
+    """Once writable, SO_ERROR says the connect ended well: no second connect(), no stop/start reading."""
+
+    def createInternetSocket(self):
+        s = CountingSocket(self.addressFamily, self.socketType)
+        s.setblocking(False)
+        return s
+
+    monkeypatch.setattr(twistedtcp.DirectClient, "createInternetSocket", createInternetSocket)
+    monkeypatch.setattr(CountingSocket, "connects", 0)
+    listening = socket.create_server(("127.0.0.1", 0))
+    try:
+        reactor, factory = CountingReactor(), Recorder()
+        connector = twistedtcp.connectTCP(reactor, "127.0.0.1", listening.getsockname()[1], factory, 3.0,
+                                          timeoutClock=Deadlines(Clock()))
+        transport = connector.transport
+        writable(reactor, transport)
+        assert connector.state == "connected" and len(factory.made) == 1
+        assert CountingSocket.connects == 1
+        assert reactor.readerRemovals == 0 and transport in reactor.readers and transport not in reactor.writers
+        assert "doRead" not in transport.__dict__ and "doWrite" not in transport.__dict__  # the class's again
+        transport.abortConnection()
+    finally:
+        listening.close()
+
+
+def test_a_connect_refused_after_it_started_fails_from_so_error():
+    """The failure the second call reads from SO_ERROR is Twisted's, with the same text."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    reactor, sweepClock, factory, connector = dial(port)
+    assert connector.transport in reactor.writers  # (so the failure comes from the second call)
+    writable(reactor, connector.transport)
+    [reason] = factory.failed
+    assert type(reason.value) is error.ConnectionRefusedError
+    assert str(reason.value) == str(error.getConnectError((111, "Connection refused")))
+    assert not reactor.readers and not reactor.writers

@@ -18,6 +18,7 @@ PHASE_RULES: dict[tuple[str, str], str] = {
     # accept (server side) and connect (client side, proxy -> backend)
     ("internet/tcp.py", "Port.doRead"): "accept/connect",
     ("internet/tcp.py", "BaseClient.doConnect"): "accept/connect",
+    ("_foreign/twistedtcp.py", "DirectClient.doConnect"): "accept/connect",
     ("internet/tcp.py", "BaseClient.createInternetSocket"): "accept/connect",
     ("internet/tcp.py", "Client.__init__"): "accept/connect",
     ("internet/tcp.py", "BaseClient._finishInit"): "accept/connect",

@@ -23,13 +23,17 @@ it fails nothing here is used and Twisted's transports are.
 L{DirectClient} connects to an IP address in the turn it is asked to:
 Twisted's C{Client} schedules the connect a reactor turn later
 (C{callLater(0)}) and passes the address through a Deferred even when it
-needs no resolving.  Its private surface (C{_finishInit}, C{_setRealAddress},
-C{_requiresResolution}, C{_commonConnection}) is checked by
+needs no resolving; and once the connect has ended it reads C{SO_ERROR} only,
+where Twisted calls C{connect()} a second time.  Its private surface
+(C{_finishInit}, C{_setRealAddress}, C{_requiresResolution},
+C{_commonConnection}, C{doConnect}'s C{doRead}/C{doWrite}, C{_connectDone}) is checked by
 L{CONNECT_SURFACE}; when that fails, L{connectTCP} uses L{EagerConnector}.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from twisted.internet import abstract, base, error, main, tcp
@@ -98,6 +102,7 @@ class DirectClient(EagerClient):
     """
 
     _waiting = False
+    _connectStarted = False  # doConnect's first call is made
 
     def _finishInit(self, whenDone: Any, skt: Any, error: Any, reactor: Any) -> None:
         if whenDone and not self._requiresResolution:
@@ -111,6 +116,30 @@ class DirectClient(EagerClient):
         if self._waiting:
             self._waiting = False
             self._setRealAddress(self.addr)
+
+    def doConnect(self) -> None:
+        """
+        Twisted's C{doConnect}, without what its second call repeats.  Its
+        first call starts the connect (reading and writing watched until it
+        ends); the second comes when the socket is ready, and the connect has
+        then ended: C{SO_ERROR} says how (as Twisted checks first).  Twisted
+        then calls C{connect()} again (its comments say it need not) and
+        stops reading only to start again; here reading stays on.
+        """
+        if not self._connectStarted:
+            self._connectStarted = True
+            super().doConnect()
+            return
+        if not hasattr(self, "connector"):
+            return  # (failed meanwhile: Twisted's check)
+        err = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self.failIfNotConnected(error.getConnectError((err, os.strerror(err))))
+            return
+        del self.doWrite  # the instance's doConnect (the first call set both)
+        del self.doRead
+        self.stopWriting()
+        self._connectDone()  # (which starts reading: it already is)
 
 
 class DirectConnector(EagerConnector):
@@ -139,8 +168,12 @@ class DirectConnector(EagerConnector):
 def _armTimeout(connector: Any, clock: Any, timeout: float | None) -> None:
     """What C{BaseConnector.connect} does with its timeout, on C{clock}."""
     if timeout is not None:
-        connector.timeoutID = clock.callLater(timeout, connector.transport.failIfNotConnected,
-                                              error.TimeoutError())
+        connector.timeoutID = clock.callLater(timeout, _timedOut, connector.transport)
+
+
+def _timedOut(transport: Any) -> None:
+    # The error is made when the connect times out, not for every connect.
+    transport.failIfNotConnected(error.TimeoutError())
 
 
 def checkConnect() -> Surface:
@@ -150,6 +183,9 @@ def checkConnect() -> Surface:
         missingParameters(tcp.BaseClient, "_setRealAddress", ("self", "address")),
         missingAttributes(tcp.BaseClient, ("_commonConnection", "failIfNotConnected")),
         missingAssignments(tcp._BaseTCPClient.__init__, ("_requiresResolution", "addr", "connector")),
+        missingParameters(tcp.BaseClient, "doConnect", ("self",)),
+        missingParameters(tcp.BaseClient, "_connectDone", ("self",)),
+        missingAssignments(tcp.BaseClient.doConnect, ("doWrite", "doRead")),
     )
 
 

@@ -149,7 +149,9 @@ class Monitor:
         return self._clock
 
     def _now(self) -> float:
-        if self._clock is not None or self.handshakeTimeout or self.closeTimeout:
+        if self._clock is not None:  # (not through the property: twice per handshake)
+            return self._clock.seconds()
+        if self.handshakeTimeout or self.closeTimeout:
             return self.clock.seconds()
         return time.monotonic()
 

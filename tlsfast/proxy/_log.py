@@ -19,6 +19,9 @@ import time
 
 _NEEDS_QUOTES = re.compile(r'[ "=\\]|^$')
 _PLAIN = re.compile(r'[^ "=\\\x00-\x1f\x7f-\U0010ffff]+\Z')  # printable ASCII, nothing to quote: the usual value
+# One value of a NUL-separated list that L{_value} would change: empty, or
+# holding a character that is not plain.
+_NOT_PLAIN_VALUE = re.compile(r'(?<![^\x00])(?=[^\x00]*[ "=\\\x01-\x1f\x7f-\U0010ffff]|\x00|\Z)[^\x00]*')
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -53,6 +56,27 @@ def _value(value: object) -> str:
         return text
     text = text.replace("\\", "\\\\").replace('"', '\\"')
     return '"' + safeText(text) + '"'
+
+
+def _logfmtPairs(present: list[tuple[str, object]]) -> list[str]:
+    """
+    C{key=value} for each field, each value as L{_value} writes it.  Most
+    values are plain (printable ASCII, nothing to quote): one regex pass over
+    all of them, NUL-separated, hands only the others (on a close line
+    usually one, C{error=}) to L{_value}, instead of a L{_value} call per
+    field (13 on a close line).
+    """
+    texts = [value.decode("utf-8", "surrogateescape") if type(value) is bytes else str(value)
+             for _, value in present]
+    joined = "\x00".join(texts)
+    if joined.count("\x00") != len(texts) - 1:  # a value holds a NUL itself: one at a time
+        return [f"{key}={_value(text)}" for (key, _), text in zip(present, texts, strict=True)]
+    rendered = _NOT_PLAIN_VALUE.sub(_renderMatch, joined).split("\x00") if texts else []
+    return [f"{key}={text}" for (key, _), text in zip(present, rendered, strict=True)]
+
+
+def _renderMatch(match: re.Match[str]) -> str:
+    return _value(match.group())
 
 
 def _jsonValue(value: object) -> object:
@@ -122,8 +146,8 @@ class Logger:
             line = json.dumps(record, ensure_ascii=True, separators=(",", ":"))
         else:
             parts = [stamp, f"level={level}", f"event={event}"]
-            parts += [f"{key}={_value(value)}" for key, value in self.fields.items()]
-            parts += [f"{key}={_value(value)}" for key, value in fields.items() if value is not None]
+            parts += _logfmtPairs([*self.fields.items(),
+                                   *[(key, value) for key, value in fields.items() if value is not None]])
             line = " ".join(parts)
         try:
             self.stream.write(line + "\n")

@@ -371,9 +371,6 @@ class Frontend(_Side):
         # now, after its handshake looked complete.)
         self.backendError = _closeError(failure)
 
-    def _stopIdleTimer(self) -> None:
-        self.idleDeadline.disarm()
-
     def _arm(self, delay: float, event: Event) -> None:
         """The deadline: C{event} after C{delay} seconds, unless one is armed sooner."""
         at = self.listener.reactor.seconds() + delay
@@ -384,14 +381,14 @@ class Frontend(_Side):
         self.deadline.arm(at)
 
     def _armCloseDeadline(self, failure) -> None:
-        self._stopIdleTimer()  # the close deadline replaces it
+        self.idleDeadline.disarm()  # the close deadline replaces it
         self._arm(self.listener.config.close_timeout, Event.CLOSE_DEADLINE)
 
     def _armDrainDeadline(self, failure) -> None:
         self._arm(self.drainAt - self.listener.reactor.seconds(), Event.DRAIN_DEADLINE)
 
     def _abort(self, failure) -> None:
-        self._stopIdleTimer()
+        self.idleDeadline.disarm()
         if self.lifecycle.clientOpen:
             abortTransport(self.transport)
         if self.peer is not None:
@@ -402,7 +399,7 @@ class Frontend(_Side):
 
     def _finish(self, failure) -> None:
         """Both sides are gone: the slot back, the counters, the one close line."""
-        self._stopIdleTimer()
+        self.idleDeadline.disarm()
         self.deadline.disarm()
         self.listener.connectionClosed(self)
         by = self.lifecycle.reason
@@ -413,9 +410,10 @@ class Frontend(_Side):
             handshakeFailure = handshakeFailureReason(self.clientError,
                                                       info is not None and info.handshakeTimedOut)
             stats.handshakeFailures[handshakeFailure] += 1
+        fromClient = self.bytesIn
         fromBackend = self.peer.bytesIn if self.peer else 0
         stats.closes[by] += 1
-        stats.closedBytesFromClients += self.bytesIn
+        stats.closedBytesFromClients += fromClient
         stats.closedBytesFromBackends += fromBackend
         # The one line per connection at the default level: what it was, how it ended.
         tls = self.tlsInfo
@@ -429,7 +427,7 @@ class Frontend(_Side):
                  backend=hostPort(*self.backendAddress) if self.peer is not None else None,
                  backend_error=self.backendError,
                  seconds=f"{self.listener.reactor.seconds() - self.opened:.3f}",
-                 bytes_from_client=self.bytesIn, bytes_from_backend=fromBackend)
+                 bytes_from_client=fromClient, bytes_from_backend=fromBackend)
 
 
 _PERFORM = {
@@ -461,7 +459,8 @@ def _abortDial(connector) -> None:
 
 
 def _closeError(reason) -> str | None:
-    if reason.check(ConnectionDone):
+    # isinstance, not Failure.check: the same answer without its walk of qualified names.
+    if isinstance(reason.value, ConnectionDone):
         return None
     return _reasonText(reason)
 
