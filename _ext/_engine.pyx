@@ -299,11 +299,12 @@ cdef bytes _EMPTY = b""
 cdef extern from "Python.h":
     char* _bytes_data "PyBytes_AS_STRING"(PyObject*) noexcept
 
-# Spare results: results between pymalloc's limit and one record (about
-# 0.5 to 17 KiB) come from glibc malloc, whose fast path (tcache) stops at
-# 1,032 bytes, so a 1 KiB record's two results cost about 1,300 instructions
-# of malloc/free per message (callgrind; docs/benchmarks.md).  The module
-# keeps the last few such results (not per engine: an idle connection holds
+# Spare results (32 B to one record).  Each result is a fresh bytes: above
+# pymalloc's 512 B it comes from glibc malloc, whose fast path (tcache) stops
+# at 1,032 bytes, so a 1 KiB record's two results cost about 1,300
+# instructions of malloc/free per message (callgrind; docs/benchmarks.md),
+# and a 64 B record's two about 350 in pymalloc.  The module keeps the last
+# few results of these sizes (not per engine: an idle connection holds
 # none).  Once its caller has dropped one, so that the list's reference is
 # the only one (nobody else can see the object), it is reused for the next
 # result of about its size, as a bytes freelist would: size set, hash reset.
@@ -311,9 +312,9 @@ cdef extern from "Python.h":
 cdef extern from *:
     """
     #define TLSFAST_SPARES 4
-    #define TLSFAST_SPARE_MIN 480             /* bigger: out of pymalloc's 512 B blocks */
+    #define TLSFAST_SPARE_MIN 32              /* (far from the 0- and 1-byte singletons) */
     #define TLSFAST_SPARE_MAX (16384 + 1088)  /* one record and its overhead */
-    #define TLSFAST_SPARE_SLACK 1024          /* unused bytes a reuse may leave */
+    /* (a reuse leaves at most half its block unused) */
     static PyObject *tlsfast_spare[TLSFAST_SPARES];
     static Py_ssize_t tlsfast_spare_capacity[TLSFAST_SPARES];
     static unsigned int tlsfast_spare_next;
@@ -333,7 +334,7 @@ cdef extern from *:
             if (Py_REFCNT(b) != 1)
                 continue;               /* still in use out there */
             if (tlsfast_spare_capacity[i] >= n
-                    && tlsfast_spare_capacity[i] - n <= TLSFAST_SPARE_SLACK) {
+                    && (tlsfast_spare_capacity[i] - n) * 2 <= tlsfast_spare_capacity[i]) {
                 Py_SET_SIZE(b, n);
                 PyBytes_AS_STRING(b)[n] = '\0';
                 ((PyBytesObject *)b)->ob_shash = -1;

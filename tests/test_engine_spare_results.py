@@ -1,5 +1,5 @@
 """
-Results of 0.5 to 17 KiB come from the module's few spare bytes objects
+Results of 32 B to 17 KiB come from the module's few spare bytes objects
 once their previous holder dropped them (_ext/_engine.pyx, "Spare
 results"): reused only when nobody else holds them, with size and hash
 reset, and never kept per engine.
@@ -58,7 +58,7 @@ def test_a_held_result_is_never_reused() -> None:
     assert len({id(c) for c in ciphertexts} | {id(p) for p in plaintexts}) == 24
 
 
-@pytest.mark.parametrize("size", [600, 1024, 4096, 16384])
+@pytest.mark.parametrize("size", [64, 600, 1024, 4096, 16384])
 def test_a_reused_result_has_its_own_length_and_hash(size: int) -> None:
     client, server = _pair()
     for _ in range(6):
