@@ -12,8 +12,7 @@ import os
 import pytest
 
 from tests.peers import EnginePeer, client_context, engine, pump, server_context
-from tlsfast import _engine
-from tlsfast import TLSEngine
+from tlsfast import TLSEngine, _engine
 
 
 def _pair(version: str = "1.3") -> tuple[TLSEngine, TLSEngine]:
