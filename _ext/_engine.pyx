@@ -309,6 +309,10 @@ cdef extern from "Python.h":
 # the only one (nobody else can see the object), it is reused for the next
 # result of about its size, as a bytes freelist would: size set, hash reset.
 # At most SPARES * SPARE_MAX bytes stay allocated for the whole process.
+# The list is only touched while holding the GIL, like the busy flag (a
+# free-threaded build would need per-thread lists); the module is loaded into
+# one interpreter only (Cython's module init refuses a second), so no object
+# crosses interpreters.
 cdef extern from *:
     """
     #define TLSFAST_SPARES 4
