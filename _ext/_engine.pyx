@@ -297,9 +297,98 @@ cdef bytes _EMPTY = b""
 # Results are bytes objects we create at an upper-bound size, read into, and
 # shrink in place: they are handled as owned PyObject* until complete.
 cdef extern from "Python.h":
-    PyObject* _new_bytes "PyBytes_FromStringAndSize"(const char*, Py_ssize_t) except NULL
-    int _resize_bytes "_PyBytes_Resize"(PyObject**, Py_ssize_t) except -1
     char* _bytes_data "PyBytes_AS_STRING"(PyObject*) noexcept
+
+# Spare results (32 B to one record).  Each result is a fresh bytes: above
+# pymalloc's 512 B it comes from glibc malloc, whose fast path (tcache) stops
+# at 1,032 bytes, so a 1 KiB record's two results cost about 1,300
+# instructions of malloc/free per message (callgrind; docs/benchmarks.md),
+# and a 64 B record's two about 350 in pymalloc.  The module keeps the last
+# few results of these sizes (not per engine: an idle connection holds
+# none).  Once its caller has dropped one, so that the list's reference is
+# the only one (nobody else can see the object), it is reused for the next
+# result of about its size, as a bytes freelist would: size set, hash reset.
+# At most SPARES * SPARE_MAX bytes stay allocated for the whole process.
+# The list is only touched while holding the GIL, like the busy flag (a
+# free-threaded build would need per-thread lists); the module is loaded into
+# one interpreter only (Cython's module init refuses a second), so no object
+# crosses interpreters.
+cdef extern from *:
+    """
+    #define TLSFAST_SPARES 4
+    #define TLSFAST_SPARE_MIN 32              /* (far from the 0- and 1-byte singletons) */
+    #define TLSFAST_SPARE_MAX (16384 + 1088)  /* one record and its overhead */
+    /* (a reuse leaves at most half its block unused) */
+    static PyObject *tlsfast_spare[TLSFAST_SPARES];
+    static Py_ssize_t tlsfast_spare_capacity[TLSFAST_SPARES];
+    static unsigned int tlsfast_spare_next;
+
+    /* Make a bytes for ``n`` bytes to be written into (new reference). */
+    static PyObject *tlsfast_new_result(Py_ssize_t n) {
+        PyObject *b;
+        int i, victim = -1;
+        if (n < TLSFAST_SPARE_MIN || n > TLSFAST_SPARE_MAX)
+            return PyBytes_FromStringAndSize(NULL, n);
+        for (i = 0; i < TLSFAST_SPARES; i++) {
+            b = tlsfast_spare[i];
+            if (b == NULL) {
+                if (victim < 0) victim = i;
+                continue;
+            }
+            if (Py_REFCNT(b) != 1)
+                continue;               /* still in use out there */
+            if (tlsfast_spare_capacity[i] >= n
+                    && (tlsfast_spare_capacity[i] - n) * 2 <= tlsfast_spare_capacity[i]) {
+                Py_SET_SIZE(b, n);
+                PyBytes_AS_STRING(b)[n] = '\0';
+                ((PyBytesObject *)b)->ob_shash = -1;
+                Py_INCREF(b);
+                return b;
+            }
+            if (victim < 0) victim = i;   /* idle, but not this size */
+        }
+        b = PyBytes_FromStringAndSize(NULL, n);
+        if (b == NULL)
+            return NULL;
+        if (victim < 0)
+            victim = (int)(tlsfast_spare_next++ % TLSFAST_SPARES);
+        Py_INCREF(b);
+        Py_XSETREF(tlsfast_spare[victim], b);
+        tlsfast_spare_capacity[victim] = n;
+        return b;
+    }
+
+    /* _PyBytes_Resize of a result (which needs the only reference): take
+       it off the spare list first. */
+    static int tlsfast_resize_result(PyObject **b, Py_ssize_t n) {
+        int i;
+        for (i = 0; i < TLSFAST_SPARES; i++) {
+            if (tlsfast_spare[i] == *b) {
+                tlsfast_spare[i] = NULL;
+                Py_DECREF(*b);
+            }
+        }
+        return _PyBytes_Resize(b, n);
+    }
+
+    /* How many spare results are held, and how many of them are idle. */
+    static Py_ssize_t tlsfast_spares_held(int idle_only) {
+        Py_ssize_t held = 0;
+        int i;
+        for (i = 0; i < TLSFAST_SPARES; i++)
+            if (tlsfast_spare[i] != NULL && (!idle_only || Py_REFCNT(tlsfast_spare[i]) == 1))
+                held++;
+        return held;
+    }
+    """
+    PyObject* _new_bytes "tlsfast_new_result"(Py_ssize_t) except NULL
+    int _resize_bytes "tlsfast_resize_result"(PyObject**, Py_ssize_t) except -1
+    Py_ssize_t _spares_held "tlsfast_spares_held"(int) noexcept
+
+
+def _spare_results():
+    """(held, idle): the spare results the module keeps (for tests)."""
+    return _spares_held(0), _spares_held(1)
 
 cdef extern from *:
     """
@@ -629,7 +718,7 @@ cdef class TLSEngine:
             capacity += F.SSL_pending(self._ssl)
         cdef Py_ssize_t total = 0
         cdef int rc, want, status
-        cdef PyObject* raw = _new_bytes(NULL, capacity)
+        cdef PyObject* raw = _new_bytes(capacity)
         try:
             while True:
                 if total == capacity:
@@ -727,7 +816,7 @@ cdef class TLSEngine:
         cdef Py_ssize_t pending = _mem_pending(self._wbio)
         if pending == 0:
             return _EMPTY
-        cdef PyObject* raw = _new_bytes(NULL, pending)
+        cdef PyObject* raw = _new_bytes(pending)
         cdef Py_ssize_t got
         try:
             got = self._drain(_bytes_data(raw), pending)
@@ -789,7 +878,7 @@ cdef class TLSEngine:
         cdef Py_ssize_t records = length // RECORD_PLAINTEXT + 2
         cdef Py_ssize_t capacity = _mem_pending(self._wbio) + length + records * RECORD_OVERHEAD
         cdef Py_ssize_t total = 0, pending, round_length
-        cdef PyObject* raw = _new_bytes(NULL, capacity)
+        cdef PyObject* raw = _new_bytes(capacity)
         try:
             while True:
                 pending = _mem_pending(self._wbio)

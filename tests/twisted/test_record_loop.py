@@ -392,3 +392,39 @@ class GarbageIntoTheLoopTests(SynchronousTestCase):
             failed += bool(serverApp.reason.check(SSL.Error))
         self.assertIsNotNone(record)
         self.assertGreater(failed, 0)  # the garbage did reach OpenSSL through the loop
+
+
+class AttributeReadsTests(SynchronousTestCase):
+    """
+    The loop reads the protocol's attributes generically (without
+    ProtocolWrapper's __getattr__ hook) only while the protocol's class
+    keeps object's __getattribute__: a class with its own still sees every
+    read of the established state.
+    """
+
+    def setUp(self):
+        if not tlsfast.ACCELERATED:
+            self.skipTest("tlsfast engine unavailable")
+
+    def test_ownGetattributeSeesTheLoopsReads(self):
+        reads = []
+
+        class Counting(tlsfast.twisted.TLSMemoryBIOProtocol):
+            def __getattribute__(self, name):
+                if name == "_established":
+                    reads.append(name)
+                return super().__getattribute__(name)
+
+        server, client, serverApp = GarbageIntoTheLoopTests.pair(self, Counting)
+        del reads[:]
+        client.write(b"hello")
+        server.dataReceived(client.transport.value())
+        self.assertEqual(serverApp.chunks, [b"hello"])
+        # the write's check, the receive's and the one after decrypting
+        self.assertGreaterEqual(len(reads), 3)
+
+    def test_plainClassDeliversAndReplies(self):
+        server, client, serverApp = GarbageIntoTheLoopTests.pair(self, tlsfast.twisted.TLSMemoryBIOProtocol)
+        client.write(b"ping")
+        server.dataReceived(client.transport.value())
+        self.assertEqual(serverApp.chunks, [b"ping"])
