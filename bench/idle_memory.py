@@ -36,46 +36,47 @@ _libc = ctypes.CDLL(None)
 _libc.mallinfo2.restype = _Mallinfo2
 
 
-def heapInUse() -> int:
+def heap_in_use() -> int:
     """Bytes malloc has handed out and not had back (main arena + mmaps)."""
     gc.collect()
     info = _libc.mallinfo2()
     return info.uordblks + info.hblkhd
 
 
-def idleConnections(count: int):
+def idle_connections(count: int) -> tuple[dict[str, float], list[TLSEngine]]:
     """Per-connection heap growth of each step, and the idle engines."""
     pki = default_pki()
     client_context, _ = pki.pyopenssl_contexts()
     options = ServerOptions(pki.path("server.pem"), pki.path("server.key"),
                             sessionTickets=True, ticketKeys=processTicketKeys())
-    steps = {"new SSL* + engine": 0, "ClientHello -> flight": 0, "Finished -> tickets": 0, "1 B echo": 0}
-    servers, clients = [], []
+    steps: dict[str, float] = {"new SSL* + engine": 0, "ClientHello -> flight": 0, "Finished -> tickets": 0, "1 B echo": 0}
+    servers: list[TLSEngine] = []
+    clients: list[PyOpenSSLPeer] = []
     for _ in range(count):
         clients.append(PyOpenSSLPeer(pyopenssl_connection(client_context, False, b"example.com")))
     for client in clients:
-        before = heapInUse()
+        before = heap_in_use()
         server = TLSEngine(options.newConnection())
-        after = heapInUse()
+        after = heap_in_use()
         steps["new SSL* + engine"] += after - before
         client.start()
         hello = client.outgoing()
-        before = heapInUse()
+        before = heap_in_use()
         server.receive(hello)
         flight = server.outgoing()
-        steps["ClientHello -> flight"] += heapInUse() - before
+        steps["ClientHello -> flight"] += heap_in_use() - before
         client.receive(flight)
         finished = client.outgoing()
-        before = heapInUse()
+        before = heap_in_use()
         server.receive(finished)
         tickets = server.outgoing()
-        steps["Finished -> tickets"] += heapInUse() - before
+        steps["Finished -> tickets"] += heap_in_use() - before
         client.receive(tickets)
         request = client.send(b"x")
-        before = heapInUse()
+        before = heap_in_use()
         assert server.receive(request) == b"x"
         echoed = server.send(b"x") + server.outgoing()
-        steps["1 B echo"] += heapInUse() - before
+        steps["1 B echo"] += heap_in_use() - before
         assert client.receive(echoed) == b"x"
         servers.append(server)
     del clients[:]
@@ -84,11 +85,11 @@ def idleConnections(count: int):
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 500
-    start = heapInUse()
-    steps, servers = idleConnections(count)
-    held = heapInUse() - start
-    for name, bytesPer in steps.items():
-        print(f"{name:20s} {bytesPer:8.0f} B")
+    start = heap_in_use()
+    steps, servers = idle_connections(count)
+    held = heap_in_use() - start
+    for name, bytes_per in steps.items():
+        print(f"{name:20s} {bytes_per:8.0f} B")
     print(f"{'held per idle conn':20s} {held / count:8.0f} B  ({count} connections, clients freed)")
     if os.environ.get("TLSFAST_IDLE_HOLD"):
         os._exit(0)

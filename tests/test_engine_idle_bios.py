@@ -17,7 +17,6 @@ from tlsfast.bench.engine import default_pki
 from tlsfast.options import ServerOptions, connectionInfo
 from tlsfast.proxy._ticketkeys import processTicketKeys
 
-
 _CLIENT_CONTEXT = client_context("1.3", "aesgcm", verify=False)    # one: sessions resume on it
 
 
