@@ -297,6 +297,7 @@ cdef bytes _EMPTY = b""
 # Results are bytes objects we create at an upper-bound size, read into, and
 # shrink in place: they are handled as owned PyObject* until complete.
 cdef extern from "Python.h":
+    Py_ssize_t _reference_count "Py_REFCNT"(PyObject*) noexcept    # no temporary reference
     char* _bytes_data "PyBytes_AS_STRING"(PyObject*) noexcept
 
 # Spare results (32 B to one record).  Each result is a fresh bytes: above
@@ -485,6 +486,7 @@ cdef class TLSEngine:
     cdef bint _handshake_done
     cdef bint _eof                  # the transport reported end of file
     cdef bint _drained              # the last read left nothing decrypted inside
+    cdef bint _bio_buffers_due      # handshake done: empty the grown BIOs (_release_bio_buffers)
                                     # OpenSSL (a sizing hint: saves an SSL_pending)
     cdef Py_ssize_t _rbio_known     # bytes in the rbio, when known without asking
                                     # (-1: unknown; a sizing hint: saves a
@@ -619,6 +621,7 @@ cdef class TLSEngine:
         if rc != 1:
             return False
         self._handshake_done = True
+        self._bio_buffers_due = True
         self._flush_unsent()
         return True
 
@@ -871,7 +874,45 @@ cdef class TLSEngine:
                 break
             total += rc
         self.ciphertext_sent += total
+        if self._bio_buffers_due:
+            self._release_bio_buffers()
         return total
+
+    @cython.final
+    cdef int _release_bio_buffers(self) except -1:
+        """
+        After the handshake, once both memory BIOs are drained, give the SSL*
+        a new empty pair: a mem BIO keeps the capacity its largest content
+        needed (BUF_MEM never shrinks), about 1.9 KB per idle server
+        connection after its flight and tickets (docs/benchmarks.md, "Proxy
+        idle memory").  Only outside any call into OpenSSL (SSL_set_bio frees
+        the old pair), and only while this engine is the Connection's one
+        engine: the busy-flag holder is referenced by the Connection's
+        __dict__ and by each engine, which caches the BIO pointers.
+        """
+        if self._busy.owner != 0:
+            return 0                        # inside a call: the next drain retries
+        if self._eof or _reference_count(<PyObject*>self._busy_holder) != 2:
+            self._bio_buffers_due = False   # nothing to gain, or not ours alone
+            return 0
+        if _mem_pending(self._rbio) != 0 or _mem_pending(self._wbio) != 0:
+            return 0
+        into_ssl = _lib.BIO_new(_lib.BIO_s_mem())
+        if into_ssl == _ffi.NULL:
+            return 0
+        from_ssl = _lib.BIO_new(_lib.BIO_s_mem())
+        if from_ssl == _ffi.NULL:
+            _lib.BIO_free(into_ssl)
+            return 0
+        self._bio_buffers_due = False
+        _lib.SSL_set_bio(self._ssl_cdata, into_ssl, from_ssl)   # frees the old pair
+        connection = self.connection
+        connection._into_ssl = into_ssl     # what pyOpenSSL's bio_read/bio_write use
+        connection._from_ssl = from_ssl
+        self._rbio = <BIO*>_pointer(into_ssl, "_into_ssl", _BIO_POINTER)
+        self._wbio = <BIO*>_pointer(from_ssl, "_from_ssl", _BIO_POINTER)
+        self._rbio_known = 0
+        return 0
 
     @cython.final
     cdef object _send_large(self, const char* data, Py_ssize_t length):
