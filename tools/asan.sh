@@ -29,5 +29,5 @@ nm -D "$ENGINE" | grep -q __asan_init || { echo "engine $ENGINE is not instrumen
 echo "AddressSanitizer engine: $ENGINE"
 LD_PRELOAD="$LIBASAN" "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
     tests/test_engine.py tests/test_engine_errors.py tests/test_engine_chunking.py tests/test_engine_fuzz.py \
-    tests/test_engine_misuse.py tests/test_engine_late_bind.py \
+    tests/test_engine_misuse.py tests/test_engine_late_bind.py tests/test_engine_spare_results.py tests/test_engine_idle_bios.py \
     tests/twisted/test_record_loop.py tests/twisted/test_epollreactor.py tests/twisted/test_loopback.py
