@@ -8,14 +8,13 @@ issue #13; this is the same measurement, shorter.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import pytest
 
 from tlsfast.bench import churn
-from tlsfast.bench.certs import write_pki
+from tlsfast.bench.breakdown import workDirectory
 from tlsfast.bench.runner import stop_children
-from tlsfast.bench.tlsconfig import resolve, write_openssl_conf
+from tlsfast.bench.tlsconfig import resolve
 
 
 def test_flatIsGrowthAfterTheFirstBatch():
@@ -31,10 +30,7 @@ def test_rssIsFlatOverShortConnections(subject):
     params = resolve()
     cores = os.sched_getaffinity(0)
     pinned = (0 if 0 in cores else None, 1 if 1 in cores else None)
-    with tempfile.TemporaryDirectory(prefix="tlsfast-churn-test-") as directory:
-        write_pki(directory, params.key_type)
-        env = dict(os.environ, OPENSSL_CONF=write_openssl_conf(directory, params))
-        env.pop("TLSFAST_DISABLE", None)
+    with workDirectory("tlsfast-churn-test-", params) as (directory, env):
         try:
             result = churn.churn(subject, 10_000, 5, directory, env, params, pinned)
         finally:

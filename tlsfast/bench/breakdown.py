@@ -45,6 +45,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -366,28 +368,47 @@ def parser():
     return p
 
 
-def run(options: argparse.Namespace) -> int:
-    """``tlsfast bench breakdown``."""
+def chosenSubjects(options: argparse.Namespace, known: tuple[str, ...]
+                   ) -> tuple[list[str], tuple[int | None, int | None]]:
+    """The subjects named on the command line (all C{known} by default) and
+    the (subject, peers) cores to pin to, where this process may use them."""
     from tlsfast._cliutil import UsageError
-    from tlsfast.bench.certs import write_pki
-    from tlsfast.bench.runner import BenchError, stop_children
-    from tlsfast.bench.tlsconfig import resolve, write_openssl_conf
 
-    subjects = options.subjects or list(SUBJECTS)
-    unknown = sorted(set(subjects) - set(SUBJECTS))
+    subjects = options.subjects or list(known)
+    unknown = sorted(set(subjects) - set(known))
     if unknown:
-        raise UsageError(f"unknown subject {', '.join(unknown)} (choose from {', '.join(SUBJECTS)})")
-    if options.seconds <= 0:
-        raise UsageError("--seconds must be positive")
+        raise UsageError(f"unknown subject {', '.join(unknown)} (choose from {', '.join(known)})")
     cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    pinned = (options.server_core if options.server_core in cores else None,
-              options.client_core if options.client_core in cores else None)
-    params = resolve()
-    results = []
-    with tempfile.TemporaryDirectory(prefix="tlsfast-breakdown-") as directory:
+    return subjects, (options.server_core if options.server_core in cores else None,
+                      options.client_core if options.client_core in cores else None)
+
+
+@contextmanager
+def workDirectory(prefix: str, params) -> Iterator[tuple[str, dict]]:
+    """A temporary directory with the test PKI, and the environment for the
+    processes run there (OpenSSL pinned to C{params}, tlsfast enabled)."""
+    from tlsfast.bench.certs import write_pki
+    from tlsfast.bench.tlsconfig import write_openssl_conf
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
         write_pki(directory, params.key_type)
         env = dict(os.environ, OPENSSL_CONF=write_openssl_conf(directory, params))
         env.pop("TLSFAST_DISABLE", None)
+        yield directory, env
+
+
+def run(options: argparse.Namespace) -> int:
+    """``tlsfast bench breakdown``."""
+    from tlsfast._cliutil import UsageError
+    from tlsfast.bench.runner import BenchError, stop_children
+    from tlsfast.bench.tlsconfig import resolve
+
+    subjects, pinned = chosenSubjects(options, SUBJECTS)
+    if options.seconds <= 0:
+        raise UsageError("--seconds must be positive")
+    params = resolve()
+    results = []
+    with workDirectory("tlsfast-breakdown-", params) as (directory, env):
         try:
             for subject in subjects:
                 results.append(measure(subject, options.seconds, directory, env, params, pinned))

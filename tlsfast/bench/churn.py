@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 
 SUBJECTS = ("server", "proxy")
@@ -110,25 +109,16 @@ def parser():
 def run(options: argparse.Namespace) -> int:
     """``tlsfast bench churn``."""
     from tlsfast._cliutil import UsageError
-    from tlsfast.bench.certs import write_pki
+    from tlsfast.bench.breakdown import chosenSubjects, workDirectory
     from tlsfast.bench.runner import BenchError, stop_children
-    from tlsfast.bench.tlsconfig import resolve, write_openssl_conf
+    from tlsfast.bench.tlsconfig import resolve
 
-    subjects = options.subjects or list(SUBJECTS)
-    unknown = sorted(set(subjects) - set(SUBJECTS))
-    if unknown:
-        raise UsageError(f"unknown subject {', '.join(unknown)} (choose from {', '.join(SUBJECTS)})")
+    subjects, pinned = chosenSubjects(options, SUBJECTS)
     if options.batches < 2 or options.connections < options.batches:
         raise UsageError("--batches must be at least 2 and --connections at least --batches")
-    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    pinned = (options.server_core if options.server_core in cores else None,
-              options.client_core if options.client_core in cores else None)
     params = resolve()
     results = []
-    with tempfile.TemporaryDirectory(prefix="tlsfast-churn-") as directory:
-        write_pki(directory, params.key_type)
-        env = dict(os.environ, OPENSSL_CONF=write_openssl_conf(directory, params))
-        env.pop("TLSFAST_DISABLE", None)
+    with workDirectory("tlsfast-churn-", params) as (directory, env):
         try:
             for subject in subjects:
                 results.append(churn(subject, options.connections, options.batches, directory, env, params,
