@@ -486,8 +486,8 @@ cdef class TLSEngine:
     cdef bint _handshake_done
     cdef bint _eof                  # the transport reported end of file
     cdef bint _drained              # the last read left nothing decrypted inside
-    cdef bint _bio_buffers_due      # handshake done: empty the grown BIOs (_release_bio_buffers)
                                     # OpenSSL (a sizing hint: saves an SSL_pending)
+    cdef bint _bio_buffers_due      # handshake done: empty the grown BIOs (_release_bio_buffers)
     cdef Py_ssize_t _rbio_known     # bytes in the rbio, when known without asking
                                     # (-1: unknown; a sizing hint: saves a
                                     # BIO_get_mem_data per receive())

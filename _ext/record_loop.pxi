@@ -453,7 +453,7 @@ cdef class RecordLoop(SocketEnd):
         """
         engine = self.engine
         if (engine is None or not PyBytes_CheckExact(data)
-                or self.protocol._established is not engine):
+                or self._established(self.protocol) is not engine):
             return False
         self._send_plaintext(engine, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), True)
         return True
@@ -575,7 +575,7 @@ cdef class RecordLoop(SocketEnd):
         protocol = self.protocol
         if protocol is None:
             return 0    # the connection is gone: nowhere to go (as the relay's discard)
-        if engine is None or protocol._established is not engine or self.buffered:
+        if engine is None or self._established(protocol) is not engine or self.buffered:
             # The general write (as writeNow): aggregated bytes first, close
             # and producer checks.
             self.flush()
