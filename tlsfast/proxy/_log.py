@@ -18,10 +18,13 @@ import sys
 import time
 
 _NEEDS_QUOTES = re.compile(r'[ "=\\]|^$')
-_PLAIN = re.compile(r'[^ "=\\\x00-\x1f\x7f-\U0010ffff]+\Z')  # printable ASCII, nothing to quote: the usual value
+# Characters a value cannot hold unquoted and unescaped (NUL apart: it
+# separates the values _logfmtPairs renders in one pass).
+_SPECIAL = r' "=\\\x01-\x1f\x7f-\U0010ffff'
+_PLAIN = re.compile(rf'[^\x00{_SPECIAL}]+\Z')  # printable ASCII, nothing to quote: the usual value
 # One value of a NUL-separated list that L{_value} would change: empty, or
 # holding a character that is not plain.
-_NOT_PLAIN_VALUE = re.compile(r'(?<![^\x00])(?=[^\x00]*[ "=\\\x01-\x1f\x7f-\U0010ffff]|\x00|\Z)[^\x00]*')
+_NOT_PLAIN_VALUE = re.compile(rf'(?<![^\x00])(?=[^\x00]*[{_SPECIAL}]|\x00|\Z)[^\x00]*')
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
