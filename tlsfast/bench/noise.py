@@ -26,7 +26,7 @@ IMPLAUSIBLE_MARGIN = 0.1
 # Python loop without it.  So can tlsfast's record loop: it reads, decrypts,
 # delivers and sends a reply in one compiled read event, skipping the write
 # turn (an epoll_ctl pair and doWrite) Twisted's TCP transport pays per reply.
-SAME_LOOP_AS_TCP = ("twisted",)
+TCP_IS_CEILING_OF = ("twisted",)
 
 
 def spread(median: float, low: float, high: float) -> float:
@@ -55,7 +55,7 @@ def mark(results: list[Result], pinned: bool = True) -> list[str]:
         if "tcp" in summary and result.scenario != "idle":
             tcp = summary["tcp"]
             for stack, row in summary.items():
-                if stack not in SAME_LOOP_AS_TCP:  # (a --target is another server altogether)
+                if stack not in TCP_IS_CEILING_OF:  # (a --target is another server altogether)
                     continue
                 if tcp["cpu_us_per_op_median"] > row["cpu_us_per_op_median"] * (1 + IMPLAUSIBLE_MARGIN):
                     result.flag("tcp", f"implausible: plain TCP used more CPU per op than {stack}")
