@@ -189,8 +189,8 @@ def withoutUnresumableTickets(connection) -> None:
     TLS 1.3 session ticket when the context could not resume one: stateful
     tickets (C{OP_NO_TICKET}, as Twisted's C{CertificateOptions} sets by
     default) with the server session cache off.  OpenSSL sends its 2
-    regardless, each costing the server about 30 µs of CPU and the client a
-    session it cannot use.  Contexts that can resume, and counts set
+    regardless, together about 26 µs of server CPU per full handshake
+    (docs/compatibility.md) and a session the client cannot use.  Contexts that can resume, and counts set
     explicitly (anything but OpenSSL's default), are left alone; each
     context is looked at once, on its first connection.
     """
