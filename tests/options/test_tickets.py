@@ -12,28 +12,19 @@ import pytest
 from OpenSSL import SSL
 
 from tests import pki
+from tests.ticketclients import TicketCountingClient, twoConnections
 from tlsfast import TLSEngine
 from tlsfast._foreign import ticketcontrol as _tickets
 from tlsfast.options import ConfigurationError, ServerOptions, _server
 
-_NEW_SESSION_TICKET = ssl._TLSMessageType.NEWSESSION_TICKET
 
-
-class _StdlibClient:
+class _StdlibClient(TicketCountingClient):
     """One stdlib-ssl client connection to a L{ServerOptions} server, in
     memory, counting the NewSessionTicket messages it receives."""
 
     def __init__(self, serverOptions, context, session=None):
-        self.tickets = 0
-        context._msg_callback = self._message  # CPython's own tests count messages this way
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.client = context.wrap_bio(self.incoming, self.outgoing, server_hostname="example.com",
-                                       session=session)
+        super().__init__(context, session)
         self.server = TLSEngine(serverOptions.newConnection())
-
-    def _message(self, connection, direction, version, contentType, messageType, data):
-        if direction == "read" and messageType == _NEW_SESSION_TICKET:
-            self.tickets += 1
 
     def _flush(self):
         self.server.receive(self.outgoing.read())
@@ -41,12 +32,7 @@ class _StdlibClient:
 
     def exchange(self):
         """Handshake, one byte each way (so the tickets are read), clean close."""
-        for _ in range(5):
-            try:
-                self.client.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self._flush()
+        self.handshake()
         self._flush()
         self.client.write(b"?")
         self._flush()
@@ -65,11 +51,7 @@ class _StdlibClient:
 def _twoConnections(serverOptions, version="1.3"):
     """Two connections from one client context, the second offering the
     first one's session."""
-    context = ssl.create_default_context(cadata=pki.certificate_authority().cert_pem.decode())
-    context.maximum_version = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
-    first = _StdlibClient(serverOptions, context).exchange()
-    second = _StdlibClient(serverOptions, context, session=first.client.session).exchange()
-    return first, second
+    return twoConnections(lambda context, session: _StdlibClient(serverOptions, context, session), version)
 
 
 @pytest.fixture

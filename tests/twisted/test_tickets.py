@@ -19,36 +19,26 @@ from twisted.internet.testing import StringTransport
 
 import tlsfast
 import tlsfast.twisted
-from tests import pki
+from tests.ticketclients import TicketCountingClient, twoConnections
 from tests.twisted.tlshelpers import Echo, serverOptions
 from tlsfast._foreign import ticketcontrol
 from tlsfast.twisted import StockTLSMemoryBIOFactory, TLSMemoryBIOFactory, TLSMemoryBIOProtocol
-
-_NEW_SESSION_TICKET = ssl._TLSMessageType.NEWSESSION_TICKET
 
 pytestmark = pytest.mark.skipif(not tlsfast.ACCELERATED or ticketcontrol.ticketControl() is None,
                                 reason="engine or ticket count control unavailable")
 
 
-class _Connection:
+class _Connection(TicketCountingClient):
     """A stdlib-ssl client (in memory) to one server protocol of C{factory},
     over a StringTransport: handshake, one byte echoed (which reads the
     tickets), counting the NewSessionTicket messages."""
 
     def __init__(self, factory, context: ssl.SSLContext, session=None):
-        self.tickets = 0
+        super().__init__(context, session)
         self.clock = factory._clock
-        context._msg_callback = self._message  # CPython's own tests count messages this way
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.client = context.wrap_bio(self.incoming, self.outgoing, server_hostname="example.com",
-                                       session=session)
         self.server = factory.buildProtocol(None)
         self.transport = StringTransport()
         self.server.makeConnection(self.transport)
-
-    def _message(self, connection, direction, version, contentType, messageType, data):
-        if direction == "read" and messageType == _NEW_SESSION_TICKET:
-            self.tickets += 1
 
     def _flush(self):
         self.server.dataReceived(self.outgoing.read())
@@ -57,12 +47,7 @@ class _Connection:
         self.transport.clear()
 
     def exchange(self) -> _Connection:
-        for _ in range(5):
-            try:
-                self.client.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self._flush()
+        self.handshake()
         self.client.write(b"?")
         self._flush()
         assert self.client.read(1) == b"?"
@@ -70,12 +55,7 @@ class _Connection:
 
 
 def _twoConnections(factory):
-    """Two connections from one client context, the second offering the first one's session."""
-    context = ssl.create_default_context(cadata=pki.certificate_authority().cert_pem.decode())
-    context.maximum_version = ssl.TLSVersion.TLSv1_3
-    first = _Connection(factory, context).exchange()
-    second = _Connection(factory, context, session=first.client.session).exchange()
-    return first, second
+    return twoConnections(lambda context, session: _Connection(factory, context, session))
 
 
 def _factory(cls=TLSMemoryBIOFactory, options=None, **settings):
